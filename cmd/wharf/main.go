@@ -1,0 +1,12 @@
+// Command wharf builds, ships and runs OCI images. See README.md.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	fmt.Fprintln(os.Stderr, "wharf: under construction")
+	os.Exit(1)
+}

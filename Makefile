@@ -3,6 +3,8 @@ SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin:$(CURDIR)/.cache/bin
 GO ?= go
 BIN := $(CURDIR)/bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS := -X main.version=$(VERSION)
 SHARED ?= $(abspath $(CURDIR)/../shared)
 export WHARF_SHARED := $(SHARED)
 export WHARF_BIN := $(BIN)
@@ -12,8 +14,8 @@ export WHARF_BIN := $(BIN)
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/wharf ./cmd/wharf
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/wharf-runtime ./cmd/wharf-runtime
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/wharf ./cmd/wharf
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/wharf-runtime ./cmd/wharf-runtime
 
 deps:
 	./hack/install-deps.sh

@@ -1,12 +1,16 @@
-// Command wharf builds, ships and runs OCI images. See README.md.
+// Command wharf builds, ships and runs OCI images. See README.md and `wharf --help`.
 package main
 
 import (
-	"fmt"
+	"context"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "wharf: under construction")
-	os.Exit(1)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }

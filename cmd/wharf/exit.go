@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/wharfoci/wharf/errdef"
+)
+
+// Exit codes, documented in `wharf --help` and README.md.
+const (
+	exitOK          = 0
+	exitFailure     = 1
+	exitUsage       = 2
+	exitNotFound    = 3
+	exitInterrupted = 130
+)
+
+// usageError marks an error in how wharf was called (flags, arguments, image names): exit 2.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, a ...any) error {
+	return &usageError{fmt.Errorf(format, a...)}
+}
+
+// asUsage marks err (for instance an image-name parse error) as a usage error; nil stays nil.
+func asUsage(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &usageError{err}
+}
+
+// exitCode maps an error to the process exit code: usage errors 2, errdef.ErrNotFound 3,
+// cancellation by a signal 130, anything else 1.
+func exitCode(ctx context.Context, err error) int {
+	var ue *usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue):
+		return exitUsage
+	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+		return exitInterrupted
+	case errors.Is(err, errdef.ErrNotFound):
+		return exitNotFound
+	default:
+		return exitFailure
+	}
+}
+
+// oneLine keeps an error message on one line so that `wharf: <error>` is exactly one line.
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+}
+
+// printChain writes every wrapped error of err, outermost first (--debug).
+func printChain(w io.Writer, err error) {
+	depth := 0
+	var walk func(error)
+	walk = func(e error) {
+		if e == nil || depth > 32 {
+			return
+		}
+		fmt.Fprintf(w, "wharf: debug: %s%T: %s\n", strings.Repeat("  ", depth), e, oneLine(e.Error()))
+		depth++
+		switch u := e.(type) {
+		case interface{ Unwrap() []error }:
+			for _, c := range u.Unwrap() {
+				walk(c)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+		depth--
+	}
+	walk(err)
+}

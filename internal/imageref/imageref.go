@@ -1,0 +1,205 @@
+package imageref
+
+import (
+	"fmt"
+	"strings"
+
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/wharfoci/wharf/content"
+	"github.com/wharfoci/wharf/errdef"
+)
+
+// Transport names where an image lives.
+type Transport string
+
+const (
+	// OCI is an OCI image layout directory: oci:DIR[:TAG|@DIGEST].
+	OCI Transport = "oci"
+	// OCIArchive is a tar archive of an OCI image layout: oci-archive:FILE[:TAG|@DIGEST].
+	OCIArchive Transport = "oci-archive"
+)
+
+// Reference is a parsed image name. At most one of Tag and Digest is set; when both are empty
+// the name designates the whole layout (commands that read one image then require the layout to
+// hold exactly one).
+type Reference struct {
+	Transport Transport
+	// Path is the layout directory (oci) or the archive file (oci-archive), as given.
+	Path string
+	// Tag is the org.opencontainers.image.ref.name of an index.json entry.
+	Tag string
+	// Digest names an index.json entry (or a manifest inside the layout) by digest.
+	Digest digest.Digest
+}
+
+// transport is one entry of the transport table: the prefix before ':' and the function that
+// parses what follows. This is the extension point for new transports (docker://…).
+type transport struct {
+	name  Transport
+	parse func(details string) (Reference, error)
+	// hint is shown when the transport is known but not implemented yet.
+	hint string
+}
+
+var transports = []transport{
+	{name: OCI, parse: func(d string) (Reference, error) { return parseLayout(OCI, d) }},
+	{name: OCIArchive, parse: func(d string) (Reference, error) { return parseLayout(OCIArchive, d) }},
+	// docker://HOST/REPO[:TAG|@DIGEST] will parse a distribution reference here.
+	{name: "docker", hint: "registries are not supported by this command yet; copy the image into a layout first"},
+}
+
+// Transports lists the transports Parse accepts, for help texts and error messages.
+func Transports() []Transport {
+	var out []Transport
+	for _, t := range transports {
+		if t.parse != nil {
+			out = append(out, t.name)
+		}
+	}
+	return out
+}
+
+// Parse parses an image name "transport:details". Malformed names wrap
+// errdef.ErrInvalidArgument; known but unimplemented transports wrap errdef.ErrUnsupported.
+func Parse(s string) (Reference, error) {
+	name, details, ok := strings.Cut(s, ":")
+	if !ok || name == "" {
+		return Reference{}, fmt.Errorf("parse image name %q: %w: want TRANSPORT:DETAILS, e.g. oci:DIR:TAG (transports: %s)", s, errdef.ErrInvalidArgument, transportList())
+	}
+	for _, t := range transports {
+		if string(t.name) != name {
+			continue
+		}
+		if t.parse == nil {
+			return Reference{}, fmt.Errorf("parse image name %q: transport %q: %w: %s", s, name, errdef.ErrUnsupported, t.hint)
+		}
+		r, err := t.parse(details)
+		if err != nil {
+			return Reference{}, fmt.Errorf("parse image name %q: %w", s, err)
+		}
+		return r, nil
+	}
+	return Reference{}, fmt.Errorf("parse image name %q: %w: unknown transport %q (transports: %s)", s, errdef.ErrInvalidArgument, name, transportList())
+}
+
+func transportList() string {
+	var names []string
+	for _, t := range Transports() {
+		names = append(names, string(t))
+	}
+	return strings.Join(names, ", ")
+}
+
+// parseLayout parses PATH[:TAG|@DIGEST] the way containers-transports(5) does for oci: the
+// path ends at the first ':'.
+func parseLayout(t Transport, details string) (Reference, error) {
+	path, tag, hasTag := strings.Cut(details, ":")
+	r := Reference{Transport: t, Path: path}
+	if at := strings.LastIndexByte(path, '@'); at >= 0 && hasTag && isAlgorithm(path[at+1:]) {
+		r.Path = path[:at]
+		r.Digest = digest.Digest(path[at+1:] + ":" + tag)
+		if err := content.ValidateDigest(r.Digest); err != nil {
+			return Reference{}, err
+		}
+		tag = ""
+	} else if hasTag {
+		if tag != "" {
+			if err := ValidateTag(tag); err != nil {
+				return Reference{}, err
+			}
+		}
+		r.Tag = tag
+	}
+	if r.Path == "" {
+		return Reference{}, fmt.Errorf("%w: empty %s path", errdef.ErrInvalidArgument, t)
+	}
+	if strings.ContainsRune(r.Path, 0) {
+		return Reference{}, fmt.Errorf("%w: path contains a NUL byte", errdef.ErrInvalidArgument)
+	}
+	return r, nil
+}
+
+func isAlgorithm(s string) bool {
+	switch s {
+	case "sha256", "sha512":
+		return true
+	}
+	return false
+}
+
+// MaxTagLength caps a tag; image-spec sets no limit on ref names, distribution-spec tags stop
+// at 128 characters, and ref names are often "registry/repo:tag", so allow more.
+const MaxTagLength = 512
+
+// ValidateTag checks tag against the org.opencontainers.image.ref.name grammar of image-spec
+// (annotations.md):
+//
+//	ref       ::= component ("/" component)*
+//	component ::= alphanum (separator alphanum)*
+//	alphanum  ::= [A-Za-z0-9]+
+//	separator ::= [-._:@+] | "--"
+func ValidateTag(tag string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("tag %q: %w: %s (image-spec ref.name: components of letters and digits joined by one of -._:@+ or --, separated by /)", tag, errdef.ErrInvalidArgument, why)
+	}
+	if tag == "" {
+		return bad("empty")
+	}
+	if len(tag) > MaxTagLength {
+		return bad(fmt.Sprintf("longer than %d bytes", MaxTagLength))
+	}
+	for _, comp := range strings.Split(tag, "/") {
+		if comp == "" {
+			return bad("empty component")
+		}
+		for i := 0; ; {
+			j := i
+			for j < len(comp) && isAlnum(comp[j]) {
+				j++
+			}
+			if j == i {
+				return bad(fmt.Sprintf("%q at offset %d does not follow a letter or digit", comp[i], i))
+			}
+			if i = j; i == len(comp) {
+				break
+			}
+			switch {
+			case comp[i] == '-' && i+1 < len(comp) && comp[i+1] == '-':
+				i += 2
+			case strings.IndexByte("-._:@+", comp[i]) >= 0:
+				i++
+			default:
+				return bad(fmt.Sprintf("character %q is not allowed", comp[i]))
+			}
+			if i == len(comp) {
+				return bad("a component must end with a letter or digit")
+			}
+		}
+	}
+	return nil
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// String formats r so that Parse(r.String()) gives r back.
+func (r Reference) String() string {
+	s := string(r.Transport) + ":" + r.Path
+	switch {
+	case r.Digest != "":
+		s += "@" + string(r.Digest)
+	case r.Tag != "":
+		s += ":" + r.Tag
+	}
+	return s
+}
+
+// Ref is what to resolve inside the layout: the digest, the tag, or "" for "the only image".
+func (r Reference) Ref() string {
+	if r.Digest != "" {
+		return string(r.Digest)
+	}
+	return r.Tag
+}

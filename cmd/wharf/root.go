@@ -64,7 +64,6 @@ func newRootCmd() *cobra.Command {
 	pf.BoolVar(&opts.JSON, "json", false, "print machine-readable JSON on stdout")
 	pf.BoolVar(&opts.Debug, "debug", false, "print debugging details (the full error chain) on stderr")
 	pf.BoolVarP(&opts.Quiet, "quiet", "q", false, "print no progress or informational lines")
-	root.MarkFlagsMutuallyExclusive("debug", "quiet")
 
 	root.AddCommand(newVersionCmd(opts))
 	return root

@@ -1,0 +1,303 @@
+package local
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+
+	digest "github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+
+	"github.com/wharfoci/wharf/content"
+	"github.com/wharfoci/wharf/errdef"
+)
+
+// Writer opens the resumable ingest ref, hashing with sha256. See content.Ingester and
+// WriterAlg.
+func (s *Store) Writer(ctx context.Context, ref string) (content.Writer, error) {
+	return s.WriterAlg(ctx, ref, digest.SHA256)
+}
+
+// WriterAlg opens the resumable ingest ref, hashing with alg (sha256 or sha512).
+//
+// The ingest is a data file and a saved digest state in the ingest directory, both named by a
+// hash of ref. The state is saved every checkpoint interval (8 MiB by default) and on Close;
+// reopening the ref, even after the process was killed, truncates the data to the last saved
+// state and continues from there (or rehashes the data from the start when no usable state
+// is left, or when the ingest was hashed with another algorithm). Only one Writer may hold a
+// ref at a time, across processes (flock): a second gets errdef.ErrInvalidState.
+//
+// Commit also accepts an expected digest of another algorithm than alg: the data is then
+// rehashed with that algorithm (a registry learns the digest of a chunked upload only at its
+// end). A Writer is not safe for concurrent use.
+func (s *Store) WriterAlg(ctx context.Context, ref string, alg digest.Algorithm) (content.Writer, error) {
+	newHash, err := hashFunc(alg)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(ref))
+	base := filepath.Join(s.ingestDir, hex.EncodeToString(sum[:]))
+	w := &writer{s: s, ref: ref, alg: alg, newHash: newHash, dataPath: base + ".data", statePath: base + ".state"}
+	for attempt := 0; ; attempt++ {
+		var f *os.File
+		err := s.inIngestDir(func() error {
+			var err error
+			f, err = os.OpenFile(w.dataPath, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("open ingest %q: %w", ref, err)
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			f.Close()
+			if errors.Is(err, unix.EWOULDBLOCK) {
+				return nil, fmt.Errorf("open ingest %q: %w: another writer holds it", ref, errdef.ErrInvalidState)
+			}
+			return nil, fmt.Errorf("lock ingest %q: %w", ref, err)
+		}
+		// The holder we waited for may have committed or cancelled (unlinked) the file we opened.
+		var fst, pst unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &fst) == nil && unix.Lstat(w.dataPath, &pst) == nil && fst.Ino == pst.Ino && fst.Dev == pst.Dev {
+			w.f = f
+			break
+		}
+		f.Close()
+		if attempt > 10 {
+			return nil, fmt.Errorf("open ingest %q: %w: it keeps being replaced", ref, errdef.ErrInvalidState)
+		}
+	}
+	if err := w.resume(); err != nil {
+		w.f.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+func hashFunc(alg digest.Algorithm) (func() hash.Hash, error) {
+	switch alg {
+	case digest.SHA256:
+		return sha256.New, nil
+	case digest.SHA512:
+		return sha512.New, nil
+	}
+	return nil, fmt.Errorf("open ingest: algorithm %q: %w (sha256, sha512)", alg, errdef.ErrUnsupported)
+}
+
+// ingestState is what a writer saves next to its data.
+type ingestState struct {
+	Ref    string           `json:"ref"`
+	Alg    digest.Algorithm `json:"algorithm"`
+	Offset int64            `json:"offset"`
+	State  []byte           `json:"state"`
+}
+
+type writer struct {
+	s         *Store
+	ref       string
+	alg       digest.Algorithm
+	newHash   func() hash.Hash
+	dataPath  string
+	statePath string
+	f         *os.File
+	h         hash.Hash
+	offset    int64
+	saved     int64 // offset of the last saved state
+	done      bool
+}
+
+// resume restores the digest state and offset from the saved state, or rehashes the data.
+func (w *writer) resume() error {
+	st, err := w.f.Stat()
+	if err != nil {
+		return fmt.Errorf("open ingest %q: %w", w.ref, err)
+	}
+	size := st.Size()
+	w.h = w.newHash()
+	if b, err := os.ReadFile(w.statePath); err == nil && size > 0 {
+		var is ingestState
+		if json.Unmarshal(b, &is) == nil && is.Alg == w.alg && is.Offset >= 0 && is.Offset <= size {
+			if u, ok := w.h.(encoding.BinaryUnmarshaler); ok && u.UnmarshalBinary(is.State) == nil {
+				if err := w.f.Truncate(is.Offset); err != nil {
+					return fmt.Errorf("open ingest %q: truncate to saved state: %w", w.ref, err)
+				}
+				w.offset, w.saved = is.Offset, is.Offset
+				_, err := w.f.Seek(w.offset, io.SeekStart)
+				return err
+			}
+		}
+		w.h = w.newHash()
+	}
+	// No usable state: rehash what is there.
+	if _, err := w.f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	n, err := io.Copy(w.h, w.f)
+	if err != nil {
+		return fmt.Errorf("open ingest %q: rehash: %w", w.ref, err)
+	}
+	w.offset = n
+	return nil
+}
+
+func (w *writer) Write(p []byte) (int, error) {
+	if w.done {
+		return 0, fmt.Errorf("write ingest %q: %w: writer is closed", w.ref, errdef.ErrInvalidState)
+	}
+	n, err := w.f.Write(p)
+	w.h.Write(p[:n])
+	w.offset += int64(n)
+	if err != nil {
+		return n, fmt.Errorf("write ingest %q: %w", w.ref, err)
+	}
+	if w.offset-w.saved >= w.s.checkpoint {
+		if err := w.saveState(); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// ReadFrom lets io.Copy hand big buffers to Write.
+func (w *writer) ReadFrom(r io.Reader) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	var n int64
+	for {
+		m, rerr := r.Read(buf)
+		if m > 0 {
+			k, err := w.Write(buf[:m])
+			n += int64(k)
+			if err != nil {
+				return n, err
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}
+
+// saveState writes the digest state at the current offset, atomically (write and rename). The
+// data before that offset is already in the file (page cache), so a process kill leaves a state
+// that matches the data.
+func (w *writer) saveState() error {
+	m, ok := w.h.(encoding.BinaryMarshaler)
+	if !ok {
+		return nil
+	}
+	st, err := m.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("save ingest %q state: %w", w.ref, err)
+	}
+	b, _ := json.Marshal(ingestState{Ref: w.ref, Alg: w.alg, Offset: w.offset, State: st})
+	tmp := w.statePath + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("save ingest %q state: %w", w.ref, err)
+	}
+	if err := os.Rename(tmp, w.statePath); err != nil {
+		return fmt.Errorf("save ingest %q state: %w", w.ref, err)
+	}
+	w.saved = w.offset
+	return nil
+}
+
+func (w *writer) Offset() int64 { return w.offset }
+
+func (w *writer) Digest() digest.Digest { return digest.NewDigest(w.alg, w.h) }
+
+func (w *writer) Commit(ctx context.Context, size int64, expected digest.Digest) (err error) {
+	if w.done {
+		return fmt.Errorf("commit ingest %q: %w: writer is closed", w.ref, errdef.ErrInvalidState)
+	}
+	defer func() {
+		if err != nil {
+			w.discard()
+		}
+	}()
+	if size > 0 && size != w.offset {
+		return fmt.Errorf("commit ingest %q: %w: %d bytes written, expected %d", w.ref, errdef.ErrSizeMismatch, w.offset, size)
+	}
+	got := w.Digest()
+	if expected != "" {
+		if err := content.ValidateDigest(expected); err != nil {
+			return fmt.Errorf("commit ingest %q: %w", w.ref, err)
+		}
+		if expected.Algorithm() != w.alg {
+			if got, err = w.rehash(expected.Algorithm()); err != nil {
+				return err
+			}
+		}
+		if got != expected {
+			return fmt.Errorf("commit ingest %q: %w: content hashes to %s, expected %s", w.ref, errdef.ErrDigestMismatch, got, expected)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	os.Remove(w.statePath)
+	if err := w.s.install(w.f, got); err != nil {
+		return err
+	}
+	w.f.Close()
+	w.done = true
+	w.s.cleanIngestDir()
+	return nil
+}
+
+func (w *writer) rehash(alg digest.Algorithm) (digest.Digest, error) {
+	nh, err := hashFunc(alg)
+	if err != nil {
+		return "", err
+	}
+	h := nh()
+	if _, err := io.Copy(h, io.NewSectionReader(w.f, 0, w.offset)); err != nil {
+		return "", fmt.Errorf("commit ingest %q: rehash with %s: %w", w.ref, alg, err)
+	}
+	return digest.NewDigest(alg, h), nil
+}
+
+func (w *writer) Close() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	err := w.saveState()
+	if cerr := w.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close ingest %q: %w", w.ref, cerr)
+	}
+	return err
+}
+
+func (w *writer) Cancel(ctx context.Context) error {
+	if w.done {
+		return nil
+	}
+	w.discard()
+	return nil
+}
+
+// discard removes the ingest while still holding its lock, then releases it.
+func (w *writer) discard() {
+	if w.done {
+		return
+	}
+	w.done = true
+	os.Remove(w.dataPath)
+	os.Remove(w.statePath)
+	os.Remove(w.statePath + ".tmp")
+	w.f.Close()
+	w.s.cleanIngestDir()
+}

@@ -1,4 +1,85 @@
 #!/usr/bin/env bash
-# The walkthrough on an embedded default; see README.md.
+# The wharf walkthrough on an embedded default (`make demo`; see README.md).
+#
+# Each step is a function named step_<name>, listed in STEPS in the order they run; a later
+# issue appends its steps (unpack, run, push…) by adding a function and a name to STEPS. Every
+# step prints what it does, then the commands it runs; re-running the demo starts each step's
+# output afresh, so the demo is idempotent.
+#
+# Env: DEMO      work directory (default ./demo)
+#      WHARF     the wharf binary (default ./bin/wharf, built by `make build`)
+#      SHARED    the shared directory holding peers/ (default ../shared)
+#      STEPS     the steps to run (default: all, in order), e.g. STEPS="image inspect"
 set -euo pipefail
-echo "demo: under construction" >&2
+cd "$(dirname "$0")/.."
+REPO=$PWD
+DEMO=${DEMO:-$REPO/demo}
+WHARF=${WHARF:-$REPO/bin/wharf}
+SHARED=${SHARED:-$(cd "$REPO/.." && pwd)/shared}
+ALL_STEPS=(image ls inspect validate copy archive tag)
+read -r -a STEPS <<<"${STEPS:-${ALL_STEPS[*]}}"
+
+bold=$'\e[1m' dim=$'\e[2m' off=$'\e[0m'
+[ -t 1 ] || bold='' dim='' off=''
+n=0
+# say TITLE LINES...: announce a step.
+say() { n=$((n + 1)); printf '\n%s== %d. %s%s\n' "$bold" "$n" "$1" "$off"; shift; for l in "$@"; do printf '   %s\n' "$l"; done; }
+# run CMD...: print the command, then run it; the demo stops at the first failure.
+run() { printf '%s$ %s%s\n' "$dim" "${*//$REPO\//}" "$off"; "$@"; }
+
+[ -x "$WHARF" ] || { echo "demo: $WHARF is missing: run 'make build' (or 'make demo')" >&2; exit 2; }
+mkdir -p "$DEMO"
+IMG=$DEMO/busybox
+
+step_image() {
+  say "Build a busybox image layout" \
+      "The image holds the host's static busybox with a symlink per applet, built by umoci" \
+      "(../shared/peers/images/make-busybox.sh) until wharf builds images itself."
+  run "$SHARED/peers/images/make-busybox.sh" "$IMG" latest | tail -1
+}
+
+step_ls() {
+  say "List the layout's tags" "Each index.json entry: its tag (org.opencontainers.image.ref.name), digest and media type."
+  run "$WHARF" ls "oci:$IMG"
+}
+
+step_inspect() {
+  say "Inspect the image" "Manifest and config summarised like 'skopeo inspect': platform, layers, env, labels."
+  run "$WHARF" inspect "oci:$IMG:latest"
+}
+
+step_validate() {
+  say "Validate the image" \
+      "Every blob reachable from index.json: digest, size, JSON schema and spec semantics."
+  run "$WHARF" validate "oci:$IMG:latest"
+}
+
+step_copy() {
+  say "Copy the image into a second layout" \
+      "The copy-graph algorithm: children before parents, blobs already there are skipped."
+  rm -rf "$DEMO/copy"
+  run "$WHARF" copy "oci:$IMG:latest" "oci:$DEMO/copy:v1"
+  run "$WHARF" validate "oci:$DEMO/copy:v1"
+}
+
+step_archive() {
+  say "Copy the image into an oci-archive" "A tar of an OCI image layout, readable by skopeo and podman (oci-archive:)."
+  rm -f "$DEMO/busybox.tar"
+  run "$WHARF" copy "oci:$IMG:latest" "oci-archive:$DEMO/busybox.tar:latest"
+  run tar -tf "$DEMO/busybox.tar"
+  run "$WHARF" ls "oci-archive:$DEMO/busybox.tar"
+}
+
+step_tag() {
+  say "Tag, untag and garbage-collect" "Tags are index.json entries; gc removes blobs nothing references."
+  run "$WHARF" tag "oci:$DEMO/copy:v1" stable
+  run "$WHARF" untag "oci:$DEMO/copy:v1"
+  run "$WHARF" gc "oci:$DEMO/copy"
+  run "$WHARF" ls "oci:$DEMO/copy"
+}
+
+for s in "${STEPS[@]}"; do
+  declare -F "step_$s" >/dev/null || { echo "demo: no step '$s' (steps: ${ALL_STEPS[*]})" >&2; exit 2; }
+  "step_$s"
+done
+printf '\n%sdemo: done%s (%d steps; outputs in %s)\n' "$bold" "$off" "$n" "${DEMO#"$REPO"/}"

@@ -9,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 
+	"github.com/wharfoci/wharf/content"
 	"github.com/wharfoci/wharf/errdef"
 )
 
@@ -126,4 +128,12 @@ func statIn(dirfd int, root, name string) (os.FileInfo, error) {
 	}
 	defer f.Close()
 	return f.Stat()
+}
+
+const noFollow = unix.O_NOFOLLOW
+
+func closeFD(fd int) error { return unix.Close(fd) }
+
+func descOf(i content.Info) ocispec.Descriptor {
+	return ocispec.Descriptor{MediaType: "application/octet-stream", Digest: i.Digest, Size: i.Size}
 }

@@ -3,7 +3,6 @@ package layout
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -120,11 +119,8 @@ func (l *Layout) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 			continue
 		}
 		d := ocispec.Descriptor{MediaType: mt, Digest: i.Digest, Size: i.Size}
-		var s struct {
-			Subject *ocispec.Descriptor `json:"subject"`
-		}
-		if json.Unmarshal(b, &s) == nil && s.Subject != nil {
-			refs = append(refs, referrer{desc: d, subject: s.Subject.Digest})
+		if s := subjectOf(d, b); s != "" {
+			refs = append(refs, referrer{desc: d, subject: s})
 		}
 	}
 	for changed := true; changed; {
@@ -187,7 +183,7 @@ func (l *Layout) maybeJSON(ctx context.Context, i content.Info) ([]byte, bool) {
 		return nil, false
 	}
 	b := append(first[:], rest...)
-	if digest.Digest(i.Digest).Algorithm().FromBytes(b) != i.Digest {
+	if i.Digest.Algorithm().FromBytes(b) != i.Digest {
 		return nil, false
 	}
 	return bytes.TrimSpace(b), true

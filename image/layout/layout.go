@@ -17,6 +17,7 @@ import (
 	"github.com/wharfoci/wharf/content"
 	"github.com/wharfoci/wharf/content/local"
 	"github.com/wharfoci/wharf/errdef"
+	"github.com/wharfoci/wharf/image"
 )
 
 const (
@@ -147,6 +148,9 @@ func checkMarker(dfd int, root string) error {
 	if v != Version {
 		return fmt.Errorf("parse %s: %w: imageLayoutVersion %q (want %q)", LayoutFile, errdef.ErrUnsupported, v, Version)
 	}
+	if err := image.ValidateLayoutHeader(b); err != nil {
+		return fmt.Errorf("parse %s: %w", LayoutFile, err)
+	}
 	return nil
 }
 
@@ -185,14 +189,23 @@ func readIndex(dfd int, root string) (*ocispec.Index, error) {
 // parseIndexJSON validates an index.json document: an image index (not a manifest), schema
 // version 2, every descriptor valid.
 func parseIndexJSON(b []byte) (*ocispec.Index, error) {
+	// Descriptors first, with content's precise errors (a digest that would climb out of the
+	// layout is named as such), then the full validation of package image.
+	var loose struct {
+		Manifests []ocispec.Descriptor `json:"manifests"`
+	}
+	if json.Unmarshal(b, &loose) == nil {
+		for i, d := range loose.Manifests {
+			if err := content.ValidateDescriptor(d); err != nil {
+				return nil, fmt.Errorf("manifests[%d]: %w", i, err)
+			}
+		}
+	}
 	idx, err := parseIndex(b)
 	if err != nil {
 		return nil, err
 	}
 	for i, d := range idx.Manifests {
-		if err := content.ValidateDescriptor(d); err != nil {
-			return nil, fmt.Errorf("manifests[%d]: %w", i, err)
-		}
 		if d.MediaType == "" {
 			return nil, fmt.Errorf("manifests[%d] %s: %w: no mediaType", i, d.Digest, errdef.ErrInvalidArgument)
 		}

@@ -313,7 +313,7 @@ func (l *Layout) Referrers(ctx context.Context, d ocispec.Descriptor, artifactTy
 		if err != nil {
 			return err
 		}
-		if desc.MediaType == ocispec.MediaTypeImageManifest {
+		if isDocument(desc.MediaType) {
 			if r, ok := referrerOf(desc, b, d.Digest); ok && (artifactType == "" || r.ArtifactType == artifactType) {
 				out = append(out, r)
 			}

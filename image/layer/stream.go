@@ -90,6 +90,7 @@ type pipe struct {
 	full  chan []byte
 	free  chan []byte
 	done  chan struct{}
+	exit  chan struct{} // closed when the producer has returned
 	cur   []byte
 	buf   []byte
 	err   error // producer's terminal error, readable once full is closed
@@ -106,6 +107,7 @@ func newPipe(src io.Reader, comp *countingReader, lim Limits) *pipe {
 		full: make(chan []byte, chunks),
 		free: make(chan []byte, chunks),
 		done: make(chan struct{}),
+		exit: make(chan struct{}),
 		h:    sha256.New(),
 		comp: comp,
 		lim:  lim,
@@ -118,6 +120,7 @@ func newPipe(src io.Reader, comp *countingReader, lim Limits) *pipe {
 }
 
 func (p *pipe) produce(src io.Reader) {
+	defer close(p.exit)
 	defer close(p.full)
 	for {
 		var b []byte
@@ -136,8 +139,6 @@ func (p *pipe) produce(src io.Reader) {
 			}
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			// Read what follows the compressed stream, so that a verifying reader under it
-			// sees its end; trailing garbage is an error of the decompressor.
 			p.err = io.EOF
 			return
 		}
@@ -211,11 +212,12 @@ func (p *pipe) drain() error {
 	}
 }
 
-// close stops the producer.
+// close stops the producer and waits until it no longer reads its source.
 func (p *pipe) close() {
 	select {
 	case <-p.done:
 	default:
 		close(p.done)
 	}
+	<-p.exit
 }

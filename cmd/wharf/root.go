@@ -54,7 +54,7 @@ func newRootCmd() *cobra.Command {
 			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+		RunE:              func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: true},
 	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
@@ -65,6 +65,11 @@ func newRootCmd() *cobra.Command {
 	pf.BoolVar(&opts.Debug, "debug", false, "print debugging details (the full error chain) on stderr")
 	pf.BoolVarP(&opts.Quiet, "quiet", "q", false, "print no progress or informational lines")
 
+	root.AddCommand(newInitCmd(opts))
+	root.AddCommand(newLsCmd(opts))
+	root.AddCommand(newTagCmd(opts))
+	root.AddCommand(newUntagCmd(opts))
+	root.AddCommand(newGCCmd(opts))
 	root.AddCommand(newVersionCmd(opts))
 	return root
 }

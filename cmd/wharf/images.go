@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"errors"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/wharfoci/wharf/internal/imageref"
+)
+
+// Helpers that turn command-line image names into library values. Every failure to parse a
+// name is a usage error (exit 2).
+
+// parseImage parses an image name argument.
+func parseImage(arg string) (imageref.Reference, error) {
+	r, err := imageref.Parse(arg)
+	return r, asUsage(err)
+}
+
+// parseWhole parses an argument that names a whole layout or archive: no tag or digest.
+func parseWhole(arg string) (imageref.Reference, error) {
+	r, err := parseImage(arg)
+	if err != nil {
+		return r, err
+	}
+	if r.Ref() != "" {
+		return r, usageErrorf("%s: name the whole layout, without tag or digest: %s:%s", arg, r.Transport, r.Path)
+	}
+	return r, nil
+}
+
+// openRef opens the layout or archive r names; with create, a missing one is made.
+func openRef(ctx context.Context, r imageref.Reference, create bool) (*imageref.Handle, error) {
+	return imageref.Open(ctx, r, imageref.OpenOptions{Create: create})
+}
+
+// openImage opens the layout of the image name arg and resolves the root descriptor it names
+// (an index.json entry). The caller closes the handle.
+func openImage(ctx context.Context, arg string) (*imageref.Handle, ocispec.Descriptor, error) {
+	r, err := parseImage(arg)
+	if err != nil {
+		return nil, ocispec.Descriptor{}, err
+	}
+	h, err := openRef(ctx, r, false)
+	if err != nil {
+		return nil, ocispec.Descriptor{}, err
+	}
+	d, err := h.ResolveImage(ctx)
+	if err != nil {
+		h.Close()
+		var amb *imageref.AmbiguousError
+		if errors.As(err, &amb) && len(amb.Tags) > 0 {
+			err = asUsage(err)
+		}
+		return nil, ocispec.Descriptor{}, err
+	}
+	return h, d, nil
+}

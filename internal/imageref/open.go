@@ -1,0 +1,141 @@
+package imageref
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/wharfoci/wharf/errdef"
+	"github.com/wharfoci/wharf/image/layout"
+)
+
+// AmbiguousError is returned by Resolve when a name without tag or digest designates a layout
+// holding more than one image (or none). It wraps errdef.ErrInvalidArgument (several images)
+// or errdef.ErrNotFound (none).
+type AmbiguousError struct {
+	Ref  Reference
+	Tags []string // the tags (or digests of untagged entries) to choose from
+}
+
+func (e *AmbiguousError) Error() string {
+	if len(e.Tags) == 0 {
+		return fmt.Sprintf("resolve %s: %s holds no image: not found", e.Ref, e.Ref.Path)
+	}
+	return fmt.Sprintf("resolve %s: %s holds %d images; name one as %s:%s:TAG (%s)", e.Ref, e.Ref.Path, len(e.Tags),
+		e.Ref.Transport, e.Ref.Path, strings.Join(e.Tags, ", "))
+}
+
+func (e *AmbiguousError) Unwrap() error {
+	if len(e.Tags) == 0 {
+		return errdef.ErrNotFound
+	}
+	return errdef.ErrInvalidArgument
+}
+
+// Handle is an image name opened as a layout: the directory itself for oci:, an extracted
+// copy for oci-archive:. Writes to an archive reach the file only through Save.
+type Handle struct {
+	*layout.Layout
+	Ref     Reference
+	archive *layout.Archive
+}
+
+// OpenOptions tunes Open.
+type OpenOptions struct {
+	// Create makes a missing layout (or archive) for writing: oci: gets an empty layout in DIR,
+	// oci-archive: an empty layout that Save writes to FILE.
+	Create bool
+	// TempDir is where archives are extracted (default os.TempDir()).
+	TempDir string
+}
+
+// Open opens the layout or archive that r names. A missing directory or file wraps
+// errdef.ErrNotFound (unless opts.Create). The caller must Close the handle.
+func Open(ctx context.Context, r Reference, opts OpenOptions) (*Handle, error) {
+	h := &Handle{Ref: r}
+	switch r.Transport {
+	case OCI:
+		var err error
+		if opts.Create {
+			h.Layout, err = layout.Init(r.Path)
+		} else {
+			if _, serr := os.Lstat(r.Path); errors.Is(serr, os.ErrNotExist) {
+				return nil, fmt.Errorf("open layout %s: %w", r.Path, errdef.ErrNotFound)
+			}
+			h.Layout, err = layout.Open(r.Path)
+		}
+		if err != nil {
+			return nil, err
+		}
+	case OCIArchive:
+		a, err := layout.OpenArchive(ctx, r.Path, layout.ArchiveOptions{Create: opts.Create, TempDir: opts.TempDir})
+		if err != nil {
+			return nil, err
+		}
+		h.archive, h.Layout = a, a.Layout
+	default:
+		// docker://: open a registry repository as a content.Target here.
+		return nil, fmt.Errorf("open %s: %w: transport %q", r, errdef.ErrUnsupported, r.Transport)
+	}
+	return h, nil
+}
+
+// Save writes the changes made through the handle back to an archive file; for a layout
+// directory, where every change is already durable, it does nothing.
+func (h *Handle) Save(ctx context.Context) error {
+	if h.archive == nil {
+		return nil
+	}
+	return h.archive.Save(ctx)
+}
+
+// Close releases the layout (and removes an archive's extracted copy).
+func (h *Handle) Close() error {
+	if h.archive != nil {
+		return h.archive.Close()
+	}
+	return h.Layout.Close()
+}
+
+// ResolveImage resolves h.Ref in the opened layout (see Resolve).
+func (h *Handle) ResolveImage(ctx context.Context) (ocispec.Descriptor, error) {
+	return Resolve(ctx, h.Layout, h.Ref)
+}
+
+// Resolve finds the root descriptor r names in l: its tag, its digest, or — when r has
+// neither — the only entry of index.json (as containers-transports(5) says of oci:, "the
+// directory must contain exactly one image"); otherwise an *AmbiguousError.
+func Resolve(ctx context.Context, l *layout.Layout, r Reference) (ocispec.Descriptor, error) {
+	if ref := r.Ref(); ref != "" {
+		return l.Resolve(ctx, ref)
+	}
+	entries, err := l.List(ctx)
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("resolve %s: %w", r, err)
+	}
+	if len(entries) > 0 {
+		only := entries[0].Descriptor.Digest
+		for _, e := range entries[1:] {
+			if e.Descriptor.Digest != only {
+				only = ""
+				break
+			}
+		}
+		if only != "" {
+			return l.Resolve(ctx, string(only))
+		}
+	}
+	amb := &AmbiguousError{Ref: r}
+	for _, e := range entries {
+		if e.Name != "" {
+			amb.Tags = append(amb.Tags, e.Name)
+		} else {
+			amb.Tags = append(amb.Tags, "@"+string(e.Descriptor.Digest))
+		}
+	}
+	return ocispec.Descriptor{}, amb
+}

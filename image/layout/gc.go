@@ -1,7 +1,6 @@
 package layout
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -101,27 +100,9 @@ func (l *Layout) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 	}
 
 	// Referrers: stored manifests with a subject, kept when their subject is reachable.
-	type referrer struct {
-		desc    ocispec.Descriptor
-		subject digest.Digest
-	}
-	var refs []referrer
-	for _, i := range all {
-		if reach[i.Digest] || i.Size > content.MaxDocumentSize || i.Size < 2 {
-			continue
-		}
-		b, ok := l.maybeJSON(ctx, i)
-		if !ok {
-			continue
-		}
-		mt := sniffManifest(b)
-		if mt == "" {
-			continue
-		}
-		d := ocispec.Descriptor{MediaType: mt, Digest: i.Digest, Size: i.Size}
-		if s := subjectOf(d, b); s != "" {
-			refs = append(refs, referrer{desc: d, subject: s})
-		}
+	refs, err := l.scanReferrers(ctx, all, reach)
+	if err != nil {
+		return res, fmt.Errorf("gc %s: %w", l.root, err)
 	}
 	for changed := true; changed; {
 		changed = false
@@ -166,6 +147,45 @@ func (l *Layout) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 	return res, nil
 }
 
+// storedReferrer is a stored manifest or index that has a subject.
+type storedReferrer struct {
+	desc    ocispec.Descriptor
+	body    []byte
+	subject digest.Digest
+}
+
+// scanReferrers finds the stored manifests and indexes that have a subject, among blobs (all
+// stored blobs when nil) not in skip.
+func (l *Layout) scanReferrers(ctx context.Context, blobs []content.Info, skip map[digest.Digest]bool) ([]storedReferrer, error) {
+	if blobs == nil {
+		if err := l.store.Walk(ctx, func(i content.Info) error { blobs = append(blobs, i); return nil }); err != nil {
+			return nil, err
+		}
+	}
+	var refs []storedReferrer
+	for _, i := range blobs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if skip[i.Digest] || i.Size > content.MaxDocumentSize || i.Size < 2 {
+			continue
+		}
+		b, ok := l.maybeJSON(ctx, i)
+		if !ok {
+			continue
+		}
+		mt := sniffManifest(b)
+		if mt == "" {
+			continue
+		}
+		d := ocispec.Descriptor{MediaType: mt, Digest: i.Digest, Size: i.Size}
+		if s := subjectOf(d, b); s != "" {
+			refs = append(refs, storedReferrer{desc: d, body: b, subject: s})
+		}
+	}
+	return refs, nil
+}
+
 // maybeJSON reads a small blob when it starts like a JSON object.
 func (l *Layout) maybeJSON(ctx context.Context, i content.Info) ([]byte, bool) {
 	d := ocispec.Descriptor{Digest: i.Digest, Size: i.Size}
@@ -186,7 +206,7 @@ func (l *Layout) maybeJSON(ctx context.Context, i content.Info) ([]byte, bool) {
 	if i.Digest.Algorithm().FromBytes(b) != i.Digest {
 		return nil, false
 	}
-	return bytes.TrimSpace(b), true
+	return b, true
 }
 
 // cleanIngests removes the files of the ingest directory last modified before cutoff that no

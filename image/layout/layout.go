@@ -335,3 +335,9 @@ func sniff(b []byte) string {
 	}
 	return v.MediaType
 }
+
+// Writer opens a resumable ingest in the layout (see content.Ingester): a large download can
+// resume after an interruption. Committed content is a blob like any pushed one.
+func (l *Layout) Writer(ctx context.Context, ref string) (content.Writer, error) {
+	return l.store.Writer(ctx, ref)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	digest "github.com/opencontainers/go-digest"
@@ -292,47 +293,28 @@ func (l *Layout) Delete(ctx context.Context, dg digest.Digest) error {
 	return nil
 }
 
-// Referrers lists the manifests in the layout whose subject is d (image-spec manifest.md
-// "subject"), as the referrers API would describe them, optionally filtered by artifactType.
-// The layout's graph is searched from index.json: referrers must be reachable from it (copy
-// adds them as untagged entries).
+// Referrers lists the manifests and indexes stored in the layout whose subject is d
+// (image-spec manifest.md "subject"), described as the referrers API describes them, optionally
+// filtered by artifactType. Every stored document is considered, listed in index.json or not
+// (GC keeps a referrer as long as its subject is reachable). It reads every stored blob of at
+// most 4 MiB that starts like a JSON object.
 func (l *Layout) Referrers(ctx context.Context, d ocispec.Descriptor, artifactType string) ([]ocispec.Descriptor, error) {
-	idx, err := l.Index(ctx)
+	if err := content.ValidateDigest(d.Digest); err != nil {
+		return nil, fmt.Errorf("list referrers: %w", err)
+	}
+	refs, err := l.scanReferrers(ctx, nil, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list referrers of %s in %s: %w", d.Digest, l.root, err)
 	}
-	var out []ocispec.Descriptor
-	seen := map[digest.Digest]bool{}
-	var visit func(desc ocispec.Descriptor) error
-	visit = func(desc ocispec.Descriptor) error {
-		if seen[desc.Digest] || !isDocument(desc.MediaType) {
-			return nil
+	out := []ocispec.Descriptor{}
+	for _, r := range refs {
+		if r.subject != d.Digest {
+			continue
 		}
-		seen[desc.Digest] = true
-		b, err := l.readDoc(ctx, desc)
-		if err != nil {
-			return err
-		}
-		if isDocument(desc.MediaType) {
-			if r, ok := referrerOf(desc, b, d.Digest); ok && (artifactType == "" || r.ArtifactType == artifactType) {
-				out = append(out, r)
-			}
-		}
-		kids, err := children(desc, b)
-		if err != nil {
-			return err
-		}
-		for _, k := range kids {
-			if err := visit(k); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	for _, e := range idx.Manifests {
-		if err := visit(e); err != nil {
-			return nil, fmt.Errorf("list referrers of %s in %s: %w", d.Digest, l.root, err)
+		if desc, ok := referrerOf(r.desc, r.body, d.Digest); ok && (artifactType == "" || desc.ArtifactType == artifactType) {
+			out = append(out, desc)
 		}
 	}
+	slices.SortFunc(out, func(a, b ocispec.Descriptor) int { return strings.Compare(string(a.Digest), string(b.Digest)) })
 	return out, nil
 }

@@ -1,0 +1,147 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/wharfoci/wharf/errdef"
+)
+
+// ExecOpts are the options of `exec`.
+type ExecOpts struct {
+	PidFile       string
+	ConsoleSocket string
+	PreserveFds   int
+	IgnorePaused  bool
+	ConsoleConn   *os.File
+}
+
+// Exec starts p inside the running container: in its namespaces (joined from the init's
+// /proc/PID/ns) and cgroups. It returns once p has been executed; the caller may Wait on it.
+func (c *Container) Exec(p *specs.Process, o ExecOpts) (*os.Process, error) {
+	if err := validateProcess(p); err != nil {
+		return nil, err
+	}
+	switch st := c.Status(); st {
+	case StatusRunning, StatusCreated:
+	case StatusPaused:
+		if !o.IgnorePaused {
+			return nil, fmt.Errorf("cannot exec in a paused container %s: %w", c.s.ID, errdef.ErrInvalidState)
+		}
+	default:
+		return nil, fmt.Errorf("cannot exec in a %s container %s: %w", st, c.s.ID, errdef.ErrInvalidState)
+	}
+	if p.Terminal && o.ConsoleSocket == "" && o.ConsoleConn == nil {
+		return nil, fmt.Errorf("exec in container %s: a terminal needs --console-socket: %w", c.s.ID, errdef.ErrInvalidArgument)
+	}
+	pid := c.s.Pid
+	nsDir := "/proc/" + strconv.Itoa(pid) + "/ns/"
+	join := map[specs.LinuxNamespaceType]string{}
+	for t, name := range nsProcName {
+		if t == specs.MountNamespace {
+			continue
+		}
+		if same, err := sameNS(nsDir+name, "/proc/self/ns/"+name); err != nil || same {
+			continue
+		}
+		if t == specs.UserNamespace || t == specs.TimeNamespace {
+			return nil, fmt.Errorf("exec in container %s: joining its %s namespace: %w (see docs/ARCHITECTURE.md)", c.s.ID, name, errdef.ErrUnsupported)
+		}
+		join[t] = nsDir + name
+	}
+	mntns, err := os.Open(nsDir + "mnt")
+	if err != nil {
+		return nil, fmt.Errorf("open mount namespace of container %s: %w", c.s.ID, err)
+	}
+	defer mntns.Close()
+	cfg := &initConfig{Kind: "exec", ID: c.s.ID, Process: p, Bundle: c.s.Bundle, PreserveFds: o.PreserveFds}
+	var extra []*os.File
+	for i := 0; i < o.PreserveFds; i++ {
+		extra = append(extra, os.NewFile(uintptr(3+i), "preserved"))
+	}
+	parentSock, childSock, err := socketPair()
+	if err != nil {
+		return nil, err
+	}
+	defer parentSock.Close()
+	syncFd := 3 + len(extra)
+	extra = append(extra, childSock)
+	cfg.MntnsFd = 3 + len(extra)
+	extra = append(extra, mntns)
+	if o.ConsoleConn != nil {
+		cfg.ConsoleFd = 3 + len(extra)
+		extra = append(extra, o.ConsoleConn)
+	} else if o.ConsoleSocket != "" {
+		conn, err := dialConsole(o.ConsoleSocket)
+		if err != nil {
+			childSock.Close()
+			return nil, err
+		}
+		defer conn.Close()
+		cfg.ConsoleFd = 3 + len(extra)
+		extra = append(extra, conn)
+	}
+	cmd := c.rt.selfCmd(syncFd, nil, nil, nil, extra, &syscall.SysProcAttr{})
+	err = startInNamespaces(cmd, join)
+	childSock.Close()
+	if err != nil {
+		return nil, fmt.Errorf("exec in container %s: %w", c.s.ID, err)
+	}
+	fail := func(err error) (*os.Process, error) {
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+		return nil, fmt.Errorf("exec in container %s: %w", c.s.ID, err)
+	}
+	if err := joinCgroups(c.s.Cgroups, cmd.Process.Pid); err != nil {
+		return fail(err)
+	}
+	if err := json.NewEncoder(parentSock).Encode(cfg); err != nil {
+		return fail(err)
+	}
+	// the child's end is close-on-exec: EOF means the process was executed
+	var m syncMsg
+	if err := json.NewDecoder(parentSock).Decode(&m); err == nil && m.Type == "error" {
+		_, _ = cmd.Process.Wait()
+		return nil, fmt.Errorf("exec in container %s: %s", c.s.ID, m.Error)
+	} else if err != nil && err != io.EOF && !errors.Is(err, unix.ECONNRESET) {
+		return fail(err)
+	}
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, cmd.Process.Pid); err != nil {
+			return fail(err)
+		}
+	}
+	return cmd.Process, nil
+}
+
+// sameNS reports whether two namespace files name the same namespace.
+func sameNS(a, b string) (bool, error) {
+	var sa, sb unix.Stat_t
+	if err := unix.Stat(a, &sa); err != nil {
+		return false, err
+	}
+	if err := unix.Stat(b, &sb); err != nil {
+		return false, err
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino, nil
+}
+
+// WaitProcess waits for a process this runtime started and returns its exit code (128+signal).
+func WaitProcess(p *os.Process) (int, error) {
+	ps, err := p.Wait()
+	if err != nil {
+		return -1, err
+	}
+	return exitCode(ps), nil
+}
+
+var _ = exec.Command

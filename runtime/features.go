@@ -1,0 +1,41 @@
+package runtime
+
+import (
+	"sort"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/opencontainers/runtime-spec/specs-go/features"
+)
+
+// Features describes what this runtime implements (features.md), as `features` prints it.
+func Features() *features.Features {
+	t, f := true, false
+	var ns []string
+	for t := range nsProcName {
+		ns = append(ns, string(t))
+	}
+	sort.Strings(ns)
+	return &features.Features{
+		OCIVersionMin: "1.0.0",
+		OCIVersionMax: specs.Version,
+		Hooks:         []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"},
+		MountOptions:  MountOptions(),
+		Linux: &features.Linux{
+			Namespaces:      ns,
+			Capabilities:    KnownCapabilities(),
+			Cgroup:          &features.Cgroup{V1: &t, V2: &t, Systemd: &f, SystemdUser: &f, Rdma: &f},
+			Seccomp:         &features.Seccomp{Enabled: &f},
+			Apparmor:        &features.Apparmor{Enabled: &f},
+			Selinux:         &features.Selinux{Enabled: &f},
+			IntelRdt:        &features.IntelRdt{Enabled: &f},
+			MountExtensions: &features.MountExtensions{IDMap: &features.IDMap{Enabled: &f}},
+		},
+		Annotations: map[string]string{
+			"org.opencontainers.runc.checkpoint.enabled": "false",
+			"io.github.wharfoci.wharf-runtime.version":   Version,
+		},
+	}
+}
+
+// Version is the runtime's version, printed by --version.
+var Version = "0.1.0"

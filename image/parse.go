@@ -89,10 +89,11 @@ func (d *Document) Subject() *ocispec.Descriptor {
 // content.ValidateDescriptor and b has exactly desc.Size bytes hashing to desc.Digest; b is a
 // single JSON object without duplicate keys (for manifests and indexes, none that differ only in
 // case); the document's mediaType field, if any, equals desc.MediaType; a manifest has no
-// manifests field and an index no layers or config field; the image-spec JSON schema (OCI
-// documents) or the structure of Docker schema 2; then every descriptor in it passes
-// content.ValidateDescriptor, annotation keys are non-empty, schemaVersion is 2, and the
-// artifactType and empty-descriptor rules of image-spec 1.1 hold (see ParseManifest).
+// manifests field and an index no layers or config field; every descriptor in it passes
+// content.ValidateDescriptor (so a bad digest wraps errdef.ErrInvalidDigest), annotation keys
+// are non-empty, schemaVersion is 2, and the artifactType and empty-descriptor rules of
+// image-spec 1.1 hold (see ParseManifest); last, OCI documents are validated against the
+// image-spec JSON schema (Docker schema 2 has none: the checks above are its structure).
 //
 // A media type that is not a manifest, index or config (layers, artifact blobs, Docker schema 1)
 // gives an error wrapping errdef.ErrUnsupported; every other failure is an *Error wrapping
@@ -332,11 +333,6 @@ func parse(desc ocispec.Descriptor, b []byte, want kind) (*Document, error) {
 	oci := !IsDocker(mt)
 	switch k {
 	case kindManifest:
-		if oci {
-			if err := validateSchema(schemaManifest, b, p.Layers); err != nil {
-				return nil, fail("", err)
-			}
-		}
 		var m ocispec.Manifest
 		if err := json.Unmarshal(b, &m); err != nil {
 			return nil, fail("", fmt.Errorf("malformed manifest: %w", err))
@@ -344,13 +340,13 @@ func parse(desc ocispec.Descriptor, b []byte, want kind) (*Document, error) {
 		if field, err := checkManifest(&m, oci, p.Layers != nil); err != nil {
 			return nil, fail(field, err)
 		}
-		d.Manifest = &m
-	case kindIndex:
 		if oci {
-			if err := validateSchema(schemaIndex, b, nil); err != nil {
+			if err := validateSchema(schemaManifest, b, p.Layers); err != nil {
 				return nil, fail("", err)
 			}
 		}
+		d.Manifest = &m
+	case kindIndex:
 		var x ocispec.Index
 		if err := json.Unmarshal(b, &x); err != nil {
 			return nil, fail("", fmt.Errorf("malformed index: %w", err))
@@ -358,19 +354,24 @@ func parse(desc ocispec.Descriptor, b []byte, want kind) (*Document, error) {
 		if field, err := checkIndex(&x, oci, p.Manifests != nil); err != nil {
 			return nil, fail(field, err)
 		}
-		d.Index = &x
-	case kindConfig:
 		if oci {
-			if err := validateSchema(schemaConfig, b, nil); err != nil {
+			if err := validateSchema(schemaIndex, b, nil); err != nil {
 				return nil, fail("", err)
 			}
 		}
+		d.Index = &x
+	case kindConfig:
 		var c ocispec.Image
 		if err := json.Unmarshal(b, &c); err != nil {
 			return nil, fail("", fmt.Errorf("malformed image config: %w", err))
 		}
 		if field, err := checkConfig(&c); err != nil {
 			return nil, fail(field, err)
+		}
+		if oci {
+			if err := validateSchema(schemaConfig, b, nil); err != nil {
+				return nil, fail("", err)
+			}
 		}
 		d.Config = &c
 	}

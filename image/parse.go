@@ -154,7 +154,7 @@ func ParseConfig(desc ocispec.Descriptor, b []byte) (*ocispec.Image, error) {
 // manifests give errdef.ErrUnsupported.
 func Children(desc ocispec.Descriptor, b []byte) ([]ocispec.Descriptor, error) {
 	if isSchema1(desc.MediaType) {
-		return nil, fmt.Errorf("walk %s: %w: docker schema 1 manifest %s", desc.Digest, errdef.ErrUnsupported, desc.MediaType)
+		return nil, unsupported(desc, desc.MediaType)
 	}
 	if !IsManifest(desc.MediaType) && !IsIndex(desc.MediaType) {
 		return nil, nil
@@ -177,6 +177,15 @@ func Subject(desc ocispec.Descriptor, b []byte) (*ocispec.Descriptor, error) {
 		return nil, err
 	}
 	return d.Subject(), nil
+}
+
+// unsupported is the error for a media type that is not a document wharf parses.
+func unsupported(desc ocispec.Descriptor, mt string) error {
+	what := "not a manifest, index or image config"
+	if isSchema1(mt) {
+		what = "docker schema 1 is not supported (convert it to schema 2)"
+	}
+	return &Error{Kind: "document", Digest: desc.Digest, Field: "mediaType", Err: fmt.Errorf("%w: %s: %s", errdef.ErrUnsupported, mt, what)}
 }
 
 func isSchema1(mt string) bool {
@@ -209,11 +218,11 @@ func parse(desc ocispec.Descriptor, b []byte, want kind) (*Document, error) {
 	k := want
 	if desc.MediaType != "" {
 		if isSchema1(desc.MediaType) {
-			return nil, fmt.Errorf("parse %s: %w: docker schema 1 manifest %s", desc.Digest, errdef.ErrUnsupported, desc.MediaType)
+			return nil, unsupported(desc, desc.MediaType)
 		}
 		dk := kindOf(desc.MediaType)
 		if dk == kindAny {
-			return nil, fmt.Errorf("parse %s: %w: media type %s is not a manifest, index or image config", desc.Digest, errdef.ErrUnsupported, desc.MediaType)
+			return nil, unsupported(desc, desc.MediaType)
 		}
 		if want != kindAny && dk != want {
 			return nil, &Error{Kind: want.String(), Digest: desc.Digest, Field: "mediaType",
@@ -259,10 +268,10 @@ func parse(desc ocispec.Descriptor, b []byte, want kind) (*Document, error) {
 		switch {
 		case docMT != "":
 			if isSchema1(docMT) {
-				return nil, fmt.Errorf("parse %s: %w: docker schema 1 manifest %s", desc.Digest, errdef.ErrUnsupported, docMT)
+				return nil, unsupported(desc, docMT)
 			}
 			if detected = kindOf(docMT); detected == kindAny {
-				return nil, fmt.Errorf("parse %s: %w: media type %s is not a manifest, index or image config", desc.Digest, errdef.ErrUnsupported, docMT)
+				return nil, unsupported(desc, docMT)
 			}
 		case p.Manifests != nil:
 			detected = kindIndex

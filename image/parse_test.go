@@ -72,6 +72,72 @@ func TestParseInline(t *testing.T) {
 	}
 }
 
+func TestParseUnsupported(t *testing.T) {
+	for _, mt := range []string{MediaTypeLayerGzip, MediaTypeEmptyJSON, MediaTypeDockerSchema1SignedManifest, "application/vnd.example+type"} {
+		t.Run(mt, func(t *testing.T) {
+			b := []byte(`{"schemaVersion":1}`)
+			_, err := Parse(descFor(mt, b), b)
+			if !errors.Is(err, errdef.ErrUnsupported) || errors.Is(err, errdef.ErrInvalidArgument) {
+				t.Fatalf("Parse = %v, want ErrUnsupported only", err)
+			}
+			var ie *Error
+			if !errors.As(err, &ie) || ie.Digest != digest.FromBytes(b) {
+				t.Fatalf("Parse = %#v, want an *Error naming the digest", err)
+			}
+			kids, err := Children(descFor(mt, b), b)
+			if mt == MediaTypeDockerSchema1SignedManifest {
+				if !errors.Is(err, errdef.ErrUnsupported) {
+					t.Fatalf("Children of schema 1 = %v", err)
+				}
+			} else if kids != nil || err != nil {
+				t.Fatalf("Children of a leaf = %v, %v", kids, err)
+			}
+		})
+	}
+	// A document whose own mediaType is unsupported, parsed without a descriptor media type.
+	b := []byte(`{"schemaVersion":1,"mediaType":"application/vnd.docker.distribution.manifest.v1+json"}`)
+	if _, err := Parse(ocispec.Descriptor{}, b); !errors.Is(err, errdef.ErrUnsupported) {
+		t.Fatalf("Parse(schema 1) = %v", err)
+	}
+}
+
+func TestDescriptorChecks(t *testing.T) {
+	ok := ocispec.Descriptor{MediaType: MediaTypeLayerGzip, Digest: layerDigest, Size: 3}
+	tests := []struct {
+		name string
+		edit func(d *ocispec.Descriptor)
+		want error
+	}{
+		{"valid", func(d *ocispec.Descriptor) {}, nil},
+		{"empty media type", func(d *ocispec.Descriptor) { d.MediaType = "" }, errdef.ErrInvalidArgument},
+		{"media type with space", func(d *ocispec.Descriptor) { d.MediaType = "a/b c" }, errdef.ErrInvalidArgument},
+		{"media type 128 long", func(d *ocispec.Descriptor) { d.MediaType = "a/" + strings.Repeat("b", 128) }, errdef.ErrInvalidArgument},
+		{"negative size", func(d *ocispec.Descriptor) { d.Size = -1 }, errdef.ErrInvalidSize},
+		{"path digest", func(d *ocispec.Descriptor) { d.Digest = "sha256:../../x" }, errdef.ErrInvalidDigest},
+		{"data mismatch", func(d *ocispec.Descriptor) { d.Data = []byte("abc") }, errdef.ErrDigestMismatch},
+		{"empty descriptor", func(d *ocispec.Descriptor) { *d = ocispec.DescriptorEmptyJSON }, nil},
+		{"empty descriptor, wrong size", func(d *ocispec.Descriptor) { *d = ocispec.DescriptorEmptyJSON; d.Data = nil; d.Size = 3 }, errdef.ErrInvalidArgument},
+		{"platform without os", func(d *ocispec.Descriptor) { d.Platform = &ocispec.Platform{Architecture: "amd64"} }, errdef.ErrInvalidArgument},
+		{"empty annotation key", func(d *ocispec.Descriptor) { d.Annotations = map[string]string{"": "v"} }, errdef.ErrInvalidArgument},
+		{"empty annotation value", func(d *ocispec.Descriptor) { d.Annotations = map[string]string{"k": ""} }, nil},
+		{"relative url", func(d *ocispec.Descriptor) { d.URLs = []string{"/x"} }, errdef.ErrInvalidArgument},
+		{"bad artifactType", func(d *ocispec.Descriptor) { d.ArtifactType = "x" }, errdef.ErrInvalidArgument},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := ok
+			tc.edit(&d)
+			err := ValidateDescriptor(d)
+			if tc.want == nil && err != nil || !errors.Is(err, tc.want) {
+				t.Fatalf("ValidateDescriptor = %v, want %v", err, tc.want)
+			}
+			if tc.want != nil && !errors.Is(err, errdef.ErrInvalidArgument) {
+				t.Fatalf("ValidateDescriptor = %v, want it to wrap ErrInvalidArgument too", err)
+			}
+		})
+	}
+}
+
 func TestParseTooLarge(t *testing.T) {
 	b := make([]byte, content.MaxDocumentSize+1)
 	_, err := ParseIndex(ocispec.Descriptor{MediaType: MediaTypeIndex}, b)

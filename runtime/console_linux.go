@@ -22,9 +22,8 @@ func openPty() (master *os.File, slave *os.File, err error) {
 		return nil, nil, fmt.Errorf("unlock pty: %w", err)
 	}
 	// TIOCGPTPEER opens the peer without a path lookup (Linux ≥ 4.13)
-	fd, err := unix.IoctlRetInt(int(m.Fd()), unix.TIOCGPTPEER)
-	if err == nil {
-		unix.CloseOnExec(fd)
+	fd, _, e := unix.Syscall(unix.SYS_IOCTL, m.Fd(), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if e == 0 {
 		n, _ := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
 		return m, os.NewFile(uintptr(fd), "/dev/pts/"+strconv.Itoa(n)), nil
 	}

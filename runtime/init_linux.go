@@ -71,8 +71,10 @@ func Init() {
 	} else {
 		err = initContainer(&cfg, sock, dec, enc)
 	}
-	// only reached on failure
-	_ = enc.Encode(syncMsg{Type: "error", Error: err.Error()})
+	// only reached on failure; after "ready" the runtime is gone: stderr is all that is left
+	if enc.Encode(syncMsg{Type: "error", Error: err.Error()}) != nil {
+		fmt.Fprintf(os.Stderr, "wharf-runtime init: %v\n", err)
+	}
 	os.Exit(1)
 }
 

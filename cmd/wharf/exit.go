@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/wharfoci/wharf/errdef"
+	"github.com/wharfoci/wharf/image/layout"
 )
 
 // Exit codes, documented in `wharf --help` and README.md.
@@ -37,10 +38,12 @@ func asUsage(err error) error {
 	return &usageError{err}
 }
 
-// exitCode maps an error to the process exit code: usage errors 2, errdef.ErrNotFound 3,
-// cancellation by a signal 130, anything else 1.
+// exitCode maps an error to the process exit code: usage errors 2, errdef.ErrNotFound 3
+// (except inside a failed validation, which is 1), cancellation by a signal 130, anything
+// else 1.
 func exitCode(ctx context.Context, err error) int {
 	var ue *usageError
+	var ve *layout.ValidationError
 	switch {
 	case err == nil:
 		return exitOK
@@ -48,6 +51,9 @@ func exitCode(ctx context.Context, err error) int {
 		return exitUsage
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		return exitInterrupted
+	case errors.As(err, &ve):
+		// A blob missing from an image being validated is a failed validation, not a bad name.
+		return exitFailure
 	case errors.Is(err, errdef.ErrNotFound):
 		return exitNotFound
 	default:

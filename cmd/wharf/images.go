@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -56,4 +57,15 @@ func openImage(ctx context.Context, arg string) (*imageref.Handle, ocispec.Descr
 		return nil, ocispec.Descriptor{}, err
 	}
 	return h, d, nil
+}
+
+// shortDigest is the first 12 characters of a digest's encoded part, for lines read by people.
+func shortDigest(d fmt.Stringer) string {
+	s := d.String()
+	for i := 0; i < len(s); i++ {
+		if s[i] == ':' && len(s) >= i+13 {
+			return s[i+1 : i+13]
+		}
+	}
+	return s
 }

@@ -67,6 +67,9 @@ func newRootCmd() *cobra.Command {
 
 	root.AddCommand(newInitCmd(opts))
 	root.AddCommand(newLsCmd(opts))
+	root.AddCommand(newInspectCmd(opts))
+	root.AddCommand(newValidateCmd(opts))
+	root.AddCommand(newCopyCmd(opts))
 	root.AddCommand(newTagCmd(opts))
 	root.AddCommand(newUntagCmd(opts))
 	root.AddCommand(newGCCmd(opts))

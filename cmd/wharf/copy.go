@@ -1,0 +1,174 @@
+package main
+
+import (
+	"fmt"
+	"sync"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spf13/cobra"
+
+	"github.com/wharfoci/wharf/image"
+	imagecopy "github.com/wharfoci/wharf/image/copy"
+)
+
+// copyOutput is what `wharf copy --json` prints.
+type copyOutput struct {
+	Source      string             `json:"source"`
+	Destination string             `json:"destination"`
+	Descriptor  ocispec.Descriptor `json:"descriptor"`
+	Copied      int                `json:"copied"`
+	Skipped     int                `json:"skipped"`
+	Bytes       int64              `json:"bytes"`
+}
+
+func newCopyCmd(opts *globalOptions) *cobra.Command {
+	var all, referrers bool
+	var concurrency int
+	cmd := &cobra.Command{
+		Use:     "copy SRC DST",
+		Aliases: []string{"cp"},
+		Short:   "Copy an image between layouts and archives",
+		Long: `Copy the image SRC names, and everything it references, to DST, then name it there. Blobs
+DST already holds are skipped; every byte is verified against its digest and size before DST
+keeps it, and the tag is written last, so an interrupted or failed copy never leaves a tag
+pointing at an incomplete image. DST is created when missing (an oci-archive file is written
+once the copy is complete).
+
+When SRC is an index (a multi-platform image), only the manifest for this machine's platform
+is copied, as skopeo does; --platform picks another, --all copies the whole index. Without a
+tag, DST is named with SRC's tag (or "latest" when SRC is named by digest).
+
+A line is printed on stderr for each blob copied or skipped (none with --quiet or --json).`,
+		Example: `  wharf copy oci:./busybox:latest oci:./mirror:v1
+  wharf copy --all oci:./multi:latest oci-archive:./multi.tar:latest
+  wharf copy --platform linux/arm64 oci:./multi:latest oci:./arm64
+  wharf copy oci-archive:./busybox.tar oci:./unpacked:latest`,
+		Args: exactArgs(2),
+	}
+	platform := platformFlag(cmd, "copy this platform's manifest of an index (os/arch[/variant]; default: this machine's)")
+	f := cmd.Flags()
+	f.BoolVarP(&all, "all", "a", false, "copy every platform of an index (the whole graph)")
+	f.BoolVar(&referrers, "referrers", false, "also copy the manifests whose subject is a copied manifest (signatures, SBOMs…)")
+	f.IntVar(&concurrency, "jobs", imagecopy.DefaultConcurrency, "blobs copied at once")
+	cmd.MarkFlagsMutuallyExclusive("all", "platform")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		p, err := platform()
+		if err != nil {
+			return err
+		}
+		if concurrency < 1 {
+			return usageErrorf("--jobs %d: must be at least 1", concurrency)
+		}
+		dstRef, err := parseImage(args[1])
+		if err != nil {
+			return err
+		}
+		if dstRef.Digest != "" {
+			return usageErrorf("%s: a destination is named by a tag, not a digest", args[1])
+		}
+		src, root, err := openImage(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		tag := dstRef.Tag
+		if tag == "" {
+			if tag = src.Ref.Tag; tag == "" {
+				tag = "latest"
+			}
+			dstRef.Tag = tag
+		}
+		dst, err := openRef(ctx, dstRef, true)
+		if err != nil {
+			return err
+		}
+		defer dst.Close()
+
+		pr := &copyProgress{opts: opts, cmd: cmd}
+		copyOpts := imagecopy.Options{
+			Concurrency:  concurrency,
+			Platform:     p,
+			AllPlatforms: all,
+			Referrers:    referrers,
+			Progress:     pr.report,
+		}
+		d, err := imagecopy.Copy(ctx, src, root.Digest.String(), dst, tag, copyOpts)
+		if err != nil {
+			return fmt.Errorf("copy %s to %s: %w", src.Ref, dstRef, err)
+		}
+		if err := dst.Save(ctx); err != nil {
+			return fmt.Errorf("copy %s to %s: %w", src.Ref, dstRef, err)
+		}
+		if d.Annotations != nil {
+			ann := map[string]string{}
+			for k, v := range d.Annotations {
+				if k != ocispec.AnnotationRefName {
+					ann[k] = v
+				}
+			}
+			d.Annotations = ann
+			if len(ann) == 0 {
+				d.Annotations = nil
+			}
+		}
+		if opts.JSON {
+			return writeJSON(cmd.OutOrStdout(), copyOutput{Source: src.Ref.String(), Destination: dstRef.String(), Descriptor: d,
+				Copied: pr.copied, Skipped: pr.skipped, Bytes: pr.bytes})
+		}
+		opts.infof(cmd, "copied %s to %s: %s %s (%d blobs copied, %s; %d already present)",
+			src.Ref, dstRef, kindName(d.MediaType), d.Digest, pr.copied, humanBytes(pr.bytes), pr.skipped)
+		return nil
+	}
+	return cmd
+}
+
+// copyProgress prints one line per finished blob and counts them. Copy calls it from several
+// goroutines.
+type copyProgress struct {
+	opts *globalOptions
+	cmd  *cobra.Command
+
+	mu              sync.Mutex
+	copied, skipped int
+	bytes           int64
+}
+
+func (p *copyProgress) report(ev imagecopy.Progress) {
+	if ev.State == imagecopy.Transferring {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d := ev.Descriptor
+	verb := "copied"
+	switch ev.State {
+	case imagecopy.Skipped:
+		verb = "skipped"
+		p.skipped++
+	case imagecopy.Mounted:
+		verb = "mounted"
+		p.copied++
+	default:
+		p.copied++
+		p.bytes += d.Size
+	}
+	if !p.opts.JSON {
+		p.opts.infof(p.cmd, "%-7s %-8s %s  %s", verb, kindName(d.MediaType), shortDigest(d.Digest), humanBytes(d.Size))
+	}
+}
+
+// kindName is a short word for a descriptor's media type.
+func kindName(mt string) string {
+	switch {
+	case image.IsIndex(mt):
+		return "index"
+	case image.IsManifest(mt):
+		return "manifest"
+	case image.IsConfig(mt):
+		return "config"
+	case image.IsLayer(mt):
+		return "layer"
+	}
+	return "blob"
+}

@@ -1,0 +1,315 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+
+	"github.com/wharfoci/wharf/content"
+	"github.com/wharfoci/wharf/content/local"
+	"github.com/wharfoci/wharf/distribution/errcode"
+	"github.com/wharfoci/wharf/errdef"
+)
+
+// DefaultAddr and DefaultRoot are used when neither flags, environment nor config file set them.
+const (
+	DefaultAddr = "127.0.0.1:5000"
+	DefaultRoot = ".wharf/registry"
+)
+
+// Config configures a registry. The zero value serves DefaultRoot on DefaultAddr.
+type Config struct {
+	// Addr is the TCP address to listen on (Serve only).
+	Addr string `json:"addr,omitempty"`
+	// Root is the storage directory (created if needed).
+	Root string `json:"root,omitempty"`
+	// LogLevel is debug, info (the default: one access log line per request), warn or error.
+	LogLevel string `json:"logLevel,omitempty"`
+	// LogFormat is text (the default) or json.
+	LogFormat string `json:"logFormat,omitempty"`
+	// NoAnonymousMount refuses POST ?mount= without from= (then answered by a new upload).
+	NoAnonymousMount bool `json:"noAnonymousMount,omitempty"`
+	// ShutdownTimeout bounds the graceful shutdown (default 10s).
+	ShutdownTimeout Duration `json:"shutdownTimeout,omitempty"`
+	// Logger, when set, receives the logs instead of a handler built from LogLevel and LogFormat.
+	Logger *slog.Logger `json:"-"`
+}
+
+// Duration is a time.Duration written as a string ("10s") in the config file.
+type Duration time.Duration
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	*d = Duration(v)
+	return err
+}
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// LoadConfig reads a JSON config file (none when file is ""), then applies the environment:
+// WHARF_REGISTRY_ADDR, WHARF_REGISTRY_ROOT, WHARF_REGISTRY_LOG_LEVEL, WHARF_REGISTRY_LOG_FORMAT.
+// Command-line flags are applied by the caller after it.
+func LoadConfig(file string) (Config, error) {
+	var c Config
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return c, fmt.Errorf("read config: %w", err)
+		}
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&c); err != nil {
+			return c, fmt.Errorf("parse config %s: %w: %v", file, errdef.ErrInvalidArgument, err)
+		}
+	}
+	for env, dst := range map[string]*string{
+		"WHARF_REGISTRY_ADDR": &c.Addr, "WHARF_REGISTRY_ROOT": &c.Root,
+		"WHARF_REGISTRY_LOG_LEVEL": &c.LogLevel, "WHARF_REGISTRY_LOG_FORMAT": &c.LogFormat,
+	} {
+		if v := os.Getenv(env); v != "" {
+			*dst = v
+		}
+	}
+	return c, nil
+}
+
+// Registry is the registry's http.Handler. It is safe for concurrent use; only one Registry (in
+// any process) may serve a root at a time.
+type Registry struct {
+	cfg      Config
+	root     string
+	repos    string
+	store    *local.Store
+	log      *slog.Logger
+	logOut   *bufferedWriter
+	lock     *os.File
+	anonyMnt bool
+}
+
+// New opens the storage under cfg.Root and returns the registry handler. Close releases it.
+func New(cfg Config) (*Registry, error) {
+	if cfg.Root == "" {
+		cfg.Root = DefaultRoot
+	}
+	root, err := filepath.Abs(cfg.Root)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("create registry root: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(root, ".lock"), os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open registry lock: %w", err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("lock registry root %s: %w: another registry serves it", root, errdef.ErrInvalidState)
+	}
+	store, err := local.New(root, local.WithIngestDir(filepath.Join(root, "uploads")))
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	g := &Registry{cfg: cfg, root: root, repos: filepath.Join(root, "repositories"), store: store, lock: lock, anonyMnt: !cfg.NoAnonymousMount}
+	if cfg.Logger != nil {
+		g.log = cfg.Logger
+	} else {
+		g.logOut = newBufferedWriter(os.Stderr)
+		g.log = newLogger(g.logOut, cfg.LogLevel, cfg.LogFormat)
+	}
+	return g, nil
+}
+
+// Close releases the store and the root lock, and flushes the logs.
+func (g *Registry) Close() error {
+	if g.logOut != nil {
+		g.logOut.Close()
+	}
+	g.store.Close()
+	return g.lock.Close()
+}
+
+// Logger is the registry's logger.
+func (g *Registry) Logger() *slog.Logger { return g.log }
+
+// Serve runs a registry on cfg.Addr until ctx is done, then shuts down gracefully: it stops
+// accepting, lets requests in flight finish (up to cfg.ShutdownTimeout) and returns nil.
+// ready, when not nil, is called with the listening address.
+func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) error {
+	if cfg.Addr == "" {
+		cfg.Addr = DefaultAddr
+	}
+	g, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           g,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
+	g.log.Info("registry listening", "addr", ln.Addr().String(), "root", g.root)
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	timeout := time.Duration(cfg.ShutdownTimeout)
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	g.log.Info("registry shutting down", "timeout", timeout.String())
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("shut down: %w", err)
+	}
+	return nil
+}
+
+// ServeHTTP routes a distribution-spec request.
+func (g *Registry) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	w := &statusWriter{ResponseWriter: rw}
+	defer func() {
+		if p := recover(); p != nil {
+			g.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p))
+			if w.status == 0 {
+				errcode.Write(w, errcode.Unknown.New("internal error"))
+			}
+		}
+		g.accessLog(r, w, start)
+	}()
+	w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
+	rt := parseRoute(r.URL.Path)
+	if rt.kind == routeNone {
+		errcode.Write(w, &errcode.Error{Code: errcode.NameUnknown, Message: "no such endpoint: " + r.URL.Path, Status: http.StatusNotFound})
+		return
+	}
+	if rt.kind != routeBase && rt.kind != routeCatalog && !validName(rt.name) {
+		errcode.Write(w, errcode.NameInvalid.Errorf("invalid repository name %q", rt.name))
+		return
+	}
+	switch rt.kind {
+	case routeBase:
+		if !methodIs(w, r, http.MethodGet, http.MethodHead) {
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "2")
+		w.WriteHeader(http.StatusOK)
+		if r.Method == http.MethodGet {
+			w.Write([]byte("{}"))
+		}
+	case routeCatalog:
+		if methodIs(w, r, http.MethodGet) {
+			g.getCatalog(w, r)
+		}
+	case routeBlob:
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			g.getBlob(w, r, rt)
+		case http.MethodDelete:
+			g.deleteBlob(w, r, rt)
+		default:
+			methodNotAllowed(w, "GET, HEAD, DELETE")
+		}
+	case routeUploads:
+		if methodIs(w, r, http.MethodPost) {
+			g.startUpload(w, r, rt)
+		}
+	case routeUpload:
+		if !validUploadID(rt.ref) {
+			errcode.Write(w, errcode.BlobUploadUnknown.Errorf("upload %q is unknown", rt.ref))
+			return
+		}
+		switch r.Method {
+		case http.MethodGet:
+			g.uploadStatus(w, r, rt)
+		case http.MethodPatch:
+			g.patchUpload(w, r, rt)
+		case http.MethodPut:
+			g.putUpload(w, r, rt)
+		case http.MethodDelete:
+			g.cancelUpload(w, r, rt)
+		default:
+			methodNotAllowed(w, "GET, PATCH, PUT, DELETE")
+		}
+	case routeManifest:
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			g.getManifest(w, r, rt)
+		case http.MethodPut:
+			g.putManifest(w, r, rt)
+		case http.MethodDelete:
+			g.deleteManifest(w, r, rt)
+		default:
+			methodNotAllowed(w, "GET, HEAD, PUT, DELETE")
+		}
+	case routeTags:
+		if methodIs(w, r, http.MethodGet) {
+			g.listTags(w, r, rt)
+		}
+	case routeReferrers:
+		if methodIs(w, r, http.MethodGet) {
+			g.getReferrers(w, r, rt)
+		}
+	}
+}
+
+func methodIs(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+	for _, m := range methods {
+		if r.Method == m {
+			return true
+		}
+	}
+	methodNotAllowed(w, strings.Join(methods, ", "))
+	return false
+}
+
+func methodNotAllowed(w http.ResponseWriter, allow string) {
+	w.Header().Set("Allow", allow)
+	errcode.Write(w, &errcode.Error{Code: errcode.Unsupported, Message: "method not allowed", Status: http.StatusMethodNotAllowed})
+}
+
+// validDigest checks a digest from a request (content.ValidateDigest).
+func (g *Registry) validDigest(d digest.Digest) error { return content.ValidateDigest(d) }
+
+// serverError answers an unexpected failure (I/O): 500 with a generic message, logged.
+func (g *Registry) serverError(w http.ResponseWriter, r *http.Request, err error) {
+	g.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err.Error())
+	errcode.Write(w, errcode.Unknown.New("internal error"))
+}
+
+func setInt(h http.Header, k string, v int64) { h.Set(k, strconv.FormatInt(v, 10)) }
+
+func isNotFound(err error) bool { return errors.Is(err, errdef.ErrNotFound) }

@@ -186,6 +186,10 @@ func initContainer(cfg *initConfig, sock *os.File, dec *json.Decoder, enc *json.
 	if s.Process.User.Umask != nil {
 		unix.Umask(int(*s.Process.User.Umask))
 	}
+	// a missing executable is a create error, as with runc
+	if err := checkExecutable(s.Process.Args[0], s.Process.Cwd, s.Process.Env); err != nil {
+		return err
+	}
 	if err := enc.Encode(syncMsg{Type: "ready"}); err != nil {
 		return err
 	}

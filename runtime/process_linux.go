@@ -175,6 +175,31 @@ func lookPath(file string, env []string) (string, error) {
 	if strings.Contains(file, "/") {
 		return file, nil
 	}
+	return searchPath(file, env)
+}
+
+// checkExecutable fails when the process's executable can not be found (relative names resolve
+// against cwd, as they will once the process has changed to it).
+func checkExecutable(file, cwd string, env []string) error {
+	if !strings.Contains(file, "/") {
+		_, err := searchPath(file, env)
+		return err
+	}
+	p := file
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(cwd, p)
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		return fmt.Errorf("exec %s: %w", file, err)
+	}
+	if st.IsDir() {
+		return fmt.Errorf("exec %s: is a directory", file)
+	}
+	return nil
+}
+
+func searchPath(file string, env []string) (string, error) {
 	pathEnv := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	for _, e := range env {
 		if v, ok := strings.CutPrefix(e, "PATH="); ok {

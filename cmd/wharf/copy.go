@@ -36,7 +36,7 @@ once the copy is complete).
 
 When SRC is an index (a multi-platform image), only the manifest for this machine's platform
 is copied, as skopeo does; --platform picks another, --all copies the whole index. Without a
-tag, DST is named with SRC's tag (or "latest" when SRC is named by digest).
+tag, DST is named with SRC's tag (or "latest" when SRC has none).
 
 A line is printed on stderr for each blob copied or skipped (none with --quiet or --json).`,
 		Example: `  wharf copy oci:./busybox:latest oci:./mirror:v1
@@ -50,12 +50,14 @@ A line is printed on stderr for each blob copied or skipped (none with --quiet o
 	f.BoolVarP(&all, "all", "a", false, "copy every platform of an index (the whole graph)")
 	f.BoolVar(&referrers, "referrers", false, "also copy the manifests whose subject is a copied manifest (signatures, SBOMs…)")
 	f.IntVar(&concurrency, "jobs", imagecopy.DefaultConcurrency, "blobs copied at once")
-	cmd.MarkFlagsMutuallyExclusive("all", "platform")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		p, err := platform()
 		if err != nil {
 			return err
+		}
+		if all && p != nil {
+			return usageErrorf("--all and --platform exclude each other: copy every platform, or one")
 		}
 		if concurrency < 1 {
 			return usageErrorf("--jobs %d: must be at least 1", concurrency)
@@ -75,6 +77,9 @@ A line is printed on stderr for each blob copied or skipped (none with --quiet o
 		tag := dstRef.Tag
 		if tag == "" {
 			if tag = src.Ref.Tag; tag == "" {
+				tag = root.Annotations[ocispec.AnnotationRefName] // the only image's tag
+			}
+			if tag == "" {
 				tag = "latest"
 			}
 			dstRef.Tag = tag

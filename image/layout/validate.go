@@ -300,6 +300,9 @@ func checkDiffID(r io.Reader, mediaType string, want digest.Digest) error {
 	defer tr.Close()
 	dg := want.Algorithm().Digester()
 	if _, err := io.Copy(dg.Hash(), tr); err != nil {
+		if errors.Is(err, errdef.ErrDigestMismatch) || errors.Is(err, errdef.ErrSizeMismatch) {
+			return err // the blob itself is wrong, whatever it decompresses to
+		}
 		return fmt.Errorf("decompress layer: %w", err)
 	}
 	if got := dg.Digest(); got != want {

@@ -78,17 +78,17 @@ validated before it is printed.`,
 		if raw && !config {
 			b, err := content.ReadAll(ctx, h, root, 0)
 			if err != nil {
-				return err
+				return fmt.Errorf("inspect %s: %w", h.Ref, err)
 			}
 			if _, err := image.Parse(root, b); err != nil {
-				return err
+				return fmt.Errorf("inspect %s: %w", h.Ref, err)
 			}
 			_, err = w.Write(b)
 			return err
 		}
 		img, err := loadImage(ctx, h, root, p)
 		if err != nil {
-			return err
+			return fmt.Errorf("inspect %s: %w", h.Ref, err)
 		}
 		if config {
 			if img.config == nil {

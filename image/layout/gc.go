@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -234,7 +235,15 @@ func cleanIngests(dfd int, root string, cutoff time.Time, dryRun bool) (int, err
 		if !time.Unix(st.Mtim.Unix()).Before(cutoff) {
 			continue
 		}
-		fd, err := unix.Openat(ifd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		// A writer holds a flock on its .data file; its .state goes with it.
+		lockName := name
+		if base, ok := strings.CutSuffix(name, ".state"); ok {
+			lockName = base + ".data"
+		}
+		fd, err := unix.Openat(ifd, lockName, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		if errors.Is(err, unix.ENOENT) && lockName != name {
+			fd, err = unix.Openat(ifd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		}
 		if err != nil {
 			continue
 		}

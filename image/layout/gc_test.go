@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,6 +53,20 @@ func TestGC(t *testing.T) {
 	os.Chtimes(filepath.Join(ingest, "stale.data"), old, old)
 	os.WriteFile(filepath.Join(ingest, "fresh.data"), []byte("x"), 0o600)
 
+	// A live writer's ingest stays whatever its age.
+	w, err := l.Writer(ctx, "live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Cancel(ctx)
+	w.Write([]byte("partial"))
+	entries, _ := os.ReadDir(ingest)
+	for _, e := range entries {
+		if e.Name() != "stale.data" && e.Name() != "fresh.data" {
+			os.Chtimes(filepath.Join(ingest, e.Name()), old, old)
+		}
+	}
+
 	before := map[string]bool{}
 	l.Walk(ctx, func(i content.Info) error { before[i.Digest.String()] = true; return nil })
 
@@ -90,6 +105,22 @@ func TestGC(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(ingest, "fresh.data")); err != nil {
 		t.Errorf("fresh ingest removed: %v", err)
+	}
+	live := 0
+	entries, _ = os.ReadDir(ingest)
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".data") && e.Name() != "fresh.data" {
+			live++
+		}
+	}
+	if live != 1 {
+		t.Errorf("the live writer's ingest was removed (%d left)", live)
+	}
+	if n, err := w.Write([]byte(" more")); err != nil || w.Offset() != int64(len("partial more")) {
+		t.Errorf("live writer broken by GC: %d %v offset %d", n, err, w.Offset())
+	}
+	if err := w.Close(); err != nil {
+		t.Errorf("live writer close after GC: %v", err)
 	}
 	// Everything tagged still resolves and reads.
 	for _, ref := range []string{"kept", "multi"} {

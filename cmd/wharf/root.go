@@ -73,6 +73,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newTagCmd(opts))
 	root.AddCommand(newUntagCmd(opts))
 	root.AddCommand(newGCCmd(opts))
+	root.AddCommand(newUnpackCmd(opts))
 	root.AddCommand(newServeCmd(opts))
 	root.AddCommand(newVersionCmd(opts))
 	return root

@@ -1,0 +1,279 @@
+//go:build integration
+
+package interop
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// peers: a missing one fails the run with WHARF_PEERS=1 (make integration), else skips.
+func need(t *testing.T, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if _, err := exec.LookPath(n); err != nil {
+			if os.Getenv("WHARF_PEERS") == "1" {
+				t.Fatalf("peer %s is missing (run hack/install-deps.sh): %v", n, err)
+			}
+			t.Skipf("peer %s is missing: %v", n, err)
+		}
+	}
+	if os.Geteuid() != 0 {
+		if os.Getenv("WHARF_PEERS") == "1" {
+			t.Fatal("the interop tests need root (umoci unpack, make-busybox.sh)")
+		}
+		t.Skip("needs root")
+	}
+}
+
+func wharfBin(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("WHARF_BIN")
+	if dir == "" {
+		dir = "../../bin"
+	}
+	bin, err := filepath.Abs(filepath.Join(dir, "wharf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		if os.Getenv("WHARF_PEERS") == "1" {
+			t.Fatalf("wharf binary: %v (run make build)", err)
+		}
+		t.Skipf("wharf binary: %v (run make build)", err)
+	}
+	return bin
+}
+
+func sharedDir(t *testing.T) string {
+	t.Helper()
+	d := os.Getenv("WHARF_SHARED")
+	if d == "" {
+		d = "../../../shared"
+	}
+	d, _ = filepath.Abs(d)
+	if _, err := os.Stat(filepath.Join(d, "peers", "images")); err != nil {
+		t.Fatalf("shared peer scripts: %v (set WHARF_SHARED)", err)
+	}
+	return d
+}
+
+// run runs a command and fails the test if it fails; it returns stdout.
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, errs, err := runErr(name, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v\nstdout: %s\nstderr: %s", filepath.Base(name), strings.Join(args, " "), err, out, errs)
+	}
+	return out
+}
+
+func runErr(name string, args ...string) (string, string, error) {
+	cmd := exec.Command(name, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		err = fmt.Errorf("exit %d", ee.ExitCode())
+	}
+	return out.String(), errb.String(), err
+}
+
+// images holds the peer-made layouts, built once per run.
+var images struct {
+	once                 sync.Once
+	err                  error
+	dir                  string
+	umoci, skopeo, multi string // layout directories, each tagged "latest"
+}
+
+// peerImages builds: a busybox layout by umoci (make-busybox.sh), the same copied by skopeo,
+// and a multi-arch nested index (make-multiarch.sh, which skopeo reads and umoci cannot).
+func peerImages(t *testing.T) (umoci, skopeo, multi string) {
+	t.Helper()
+	need(t, "skopeo", "umoci", "jq")
+	shared := sharedDir(t)
+	images.once.Do(func() {
+		images.dir, images.err = os.MkdirTemp("", "wharf-interop-")
+		if images.err != nil {
+			return
+		}
+		images.umoci = filepath.Join(images.dir, "umoci")
+		images.skopeo = filepath.Join(images.dir, "skopeo")
+		images.multi = filepath.Join(images.dir, "multi")
+		steps := [][]string{
+			{filepath.Join(shared, "peers/images/make-busybox.sh"), images.umoci, "latest"},
+			{"skopeo", "copy", "oci:" + images.umoci + ":latest", "oci:" + images.skopeo + ":latest"},
+			{filepath.Join(shared, "peers/images/make-multiarch.sh"), images.multi},
+		}
+		for _, s := range steps {
+			if out, errs, err := runErr(s[0], s[1:]...); err != nil {
+				images.err = fmt.Errorf("%s: %v\n%s%s", strings.Join(s, " "), err, out, errs)
+				return
+			}
+		}
+	})
+	if images.err != nil {
+		t.Fatalf("build peer images: %v", images.err)
+	}
+	return images.umoci, images.skopeo, images.multi
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if images.dir != "" {
+		os.RemoveAll(images.dir)
+	}
+	os.Exit(code)
+}
+
+// summary is the part of `inspect` output wharf and skopeo must agree on.
+type summary struct {
+	Digest       string
+	Architecture string
+	Os           string
+	Layers       []string
+	Env          []string
+	Labels       map[string]string
+}
+
+func inspectSummary(t *testing.T, bin string, args ...string) summary {
+	t.Helper()
+	var s summary
+	out := run(t, bin, append([]string{"inspect"}, args...)...)
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("%s inspect %v: %v\n%s", filepath.Base(bin), args, err, out)
+	}
+	return s
+}
+
+// TestReadPeerLayouts: layouts written by umoci and skopeo, and a nested multi-arch index, are
+// read, validated and inspected by wharf as skopeo inspects them.
+func TestReadPeerLayouts(t *testing.T) {
+	w := wharfBin(t)
+	umoci, skopeo, multi := peerImages(t)
+	tests := []struct {
+		name, dir string
+		blobs     string // "valid: 1 root, N blobs"
+	}{
+		{"umoci", umoci, "3 blobs"},
+		{"skopeo", skopeo, "3 blobs"},
+		{"multi-arch nested index", multi, "7 blobs"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			img := "oci:" + tc.dir + ":latest"
+			if out := run(t, w, "validate", img); !strings.Contains(out, "valid: 1 root, "+tc.blobs) {
+				t.Errorf("wharf validate: %q", out)
+			}
+			run(t, w, "validate", "oci:"+tc.dir) // the whole layout
+			if out := run(t, w, "ls", "oci:"+tc.dir); !strings.Contains(out, "latest") {
+				t.Errorf("wharf ls: %q", out)
+			}
+			got, want := inspectSummary(t, w, img), inspectSummary(t, "skopeo", img)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("wharf inspect disagrees with skopeo inspect:\nwharf:  %+v\nskopeo: %+v", got, want)
+			}
+			if got.Architecture != runtime.GOARCH {
+				t.Errorf("inspect picked %s, want this machine's %s", got.Architecture, runtime.GOARCH)
+			}
+			raw, sraw := run(t, w, "inspect", "--raw", img), run(t, "skopeo", "inspect", "--raw", img)
+			if raw != sraw {
+				t.Errorf("inspect --raw differs from skopeo's:\n%s\n%s", raw, sraw)
+			}
+		})
+	}
+	t.Run("multi-arch other platform", func(t *testing.T) {
+		other := map[string]string{"amd64": "arm64", "arm64": "amd64"}[runtime.GOARCH]
+		got := inspectSummary(t, w, "--platform", "linux/"+other, "oci:"+multi+":latest")
+		want := inspectSummary(t, "skopeo", "--override-arch", other, "oci:"+multi+":latest")
+		if !reflect.DeepEqual(got, want) || got.Architecture != other {
+			t.Errorf("--platform linux/%s:\nwharf:  %+v\nskopeo: %+v", other, got, want)
+		}
+	})
+}
+
+// TestPeersReadWharfCopies: what wharf copy writes (from each peer-made layout) validates, is
+// unpacked by umoci and copied by skopeo, as a layout and as an oci-archive.
+func TestPeersReadWharfCopies(t *testing.T) {
+	w := wharfBin(t)
+	umoci, skopeo, multi := peerImages(t)
+	tests := []struct {
+		name, src string
+		copyArgs  []string
+		all       bool // the copy is an index: skopeo needs --all; umoci cannot unpack it
+	}{
+		{name: "from umoci", src: "oci:" + umoci + ":latest"},
+		{name: "from skopeo", src: "oci:" + skopeo + ":latest"},
+		{name: "multi-arch, this platform", src: "oci:" + multi + ":latest"},
+		{name: "multi-arch, --all", src: "oci:" + multi + ":latest", copyArgs: []string{"--all"}, all: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			out := filepath.Join(dir, "out")
+			run(t, w, append(append([]string{"copy"}, tc.copyArgs...), tc.src, "oci:"+out+":v1")...)
+			run(t, w, "validate", "oci:"+out+":v1")
+
+			skopeoArgs := []string{"copy"}
+			if tc.all {
+				skopeoArgs = append(skopeoArgs, "--all")
+			}
+			run(t, "skopeo", append(skopeoArgs, "oci:"+out+":v1", "oci:"+filepath.Join(dir, "sk")+":v1")...)
+			run(t, w, "validate", "oci:"+filepath.Join(dir, "sk")+":v1")
+			if got, want := inspectSummary(t, w, "oci:"+out+":v1"), inspectSummary(t, "skopeo", "oci:"+out+":v1"); !reflect.DeepEqual(got, want) {
+				t.Errorf("inspect of the copy:\nwharf:  %+v\nskopeo: %+v", got, want)
+			}
+
+			// oci-archive: wharf writes, skopeo reads; skopeo writes, wharf reads.
+			tar := filepath.Join(dir, "out.tar")
+			run(t, w, append(append([]string{"copy"}, tc.copyArgs...), tc.src, "oci-archive:"+tar+":v1")...)
+			run(t, w, "validate", "oci-archive:"+tar+":v1")
+			run(t, "skopeo", append(skopeoArgs, "oci-archive:"+tar+":v1", "oci:"+filepath.Join(dir, "from-tar")+":v1")...)
+			skTar := filepath.Join(dir, "skopeo.tar")
+			run(t, "skopeo", append(skopeoArgs, "oci:"+out+":v1", "oci-archive:"+skTar+":v1")...)
+			run(t, w, "validate", "oci-archive:"+skTar+":v1")
+			run(t, w, append(append([]string{"copy"}, tc.copyArgs...), "oci-archive:"+skTar+":v1", "oci:"+filepath.Join(dir, "back")+":v1")...)
+			run(t, w, "validate", "oci:"+filepath.Join(dir, "back")+":v1")
+
+			if tc.all {
+				return
+			}
+			bundle := filepath.Join(dir, "bundle")
+			run(t, "umoci", "unpack", "--image", out+":v1", bundle)
+			if fi, err := os.Stat(filepath.Join(bundle, "rootfs", "bin", "busybox")); err != nil || fi.Size() == 0 {
+				t.Fatalf("umoci unpack of wharf's copy: rootfs/bin/busybox: %v", err)
+			}
+			if _, err := os.Stat(filepath.Join(bundle, "config.json")); err != nil {
+				t.Fatalf("umoci unpack: %v", err)
+			}
+		})
+	}
+}
+
+// TestWharfEditsPeerLayout: tag, untag and gc on a layout umoci wrote leave one umoci still reads.
+func TestWharfEditsPeerLayout(t *testing.T) {
+	w := wharfBin(t)
+	umoci, _, _ := peerImages(t)
+	dir := filepath.Join(t.TempDir(), "edit")
+	run(t, w, "copy", "oci:"+umoci+":latest", "oci:"+dir+":latest")
+	run(t, w, "tag", "oci:"+dir+":latest", "v2")
+	run(t, w, "untag", "oci:"+dir+":latest")
+	run(t, w, "gc", "oci:"+dir)
+	if out := run(t, "umoci", "ls", "--layout", dir); strings.TrimSpace(out) != "v2" {
+		t.Fatalf("umoci ls after wharf tag/untag/gc: %q", out)
+	}
+	run(t, "umoci", "stat", "--image", dir+":v2")
+	run(t, w, "validate", "oci:"+dir)
+}

@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
-DEMO=${DEMO:-$REPO/demo}
+DEMO=${DEMO:-demo}
 WHARF=${WHARF:-$REPO/bin/wharf}
 SHARED=${SHARED:-$(cd "$REPO/.." && pwd)/shared}
 ALL_STEPS=(image ls inspect validate copy archive tag)
@@ -35,7 +35,7 @@ step_image() {
   say "Build a busybox image layout" \
       "The image holds the host's static busybox with a symlink per applet, built by umoci" \
       "(../shared/peers/images/make-busybox.sh) until wharf builds images itself."
-  run "$SHARED/peers/images/make-busybox.sh" "$IMG" latest | tail -1
+  run "$SHARED/peers/images/make-busybox.sh" "$IMG" latest
 }
 
 step_ls() {
@@ -82,4 +82,4 @@ for s in "${STEPS[@]}"; do
   declare -F "step_$s" >/dev/null || { echo "demo: no step '$s' (steps: ${ALL_STEPS[*]})" >&2; exit 2; }
   "step_$s"
 done
-printf '\n%sdemo: done%s (%d steps; outputs in %s)\n' "$bold" "$off" "$n" "${DEMO#"$REPO"/}"
+printf "\n%sdemo: done%s (%d steps; outputs in %s)\n" "$bold" "$off" "$n" "$DEMO"

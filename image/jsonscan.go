@@ -18,7 +18,8 @@ const maxDepth = 64
 // while other parsers keep the first or match exactly: a document read differently by two
 // implementations is refused. With fold set, keys are compared case-insensitively (manifests and
 // indexes, whose field names are fixed), except inside "annotations", whose keys are free and
-// compared exactly; configs (free-form maps such as Labels) are checked with fold unset.
+// compared exactly; configs (free-form maps such as Labels) are checked with fold unset. With
+// fold set, a case variant of a known field name ("MediaType") is refused too.
 func checkJSON(b []byte, fold bool) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -64,6 +65,11 @@ func scanObject(dec *json.Decoder, fold bool, depth int) error {
 			return fmt.Errorf("keys %q and %q differ only in case", prev, key)
 		}
 		seen[k] = key
+		if fold {
+			if canon, known := knownKeys[k]; known && canon != key {
+				return fmt.Errorf("key %q must be spelled %q", key, canon)
+			}
+		}
 		if err := scanValue(dec, fold && key != "annotations", depth); err != nil {
 			return err
 		}
@@ -102,6 +108,19 @@ func scanValue(dec *json.Decoder, fold bool, depth int) error {
 	}
 	return fmt.Errorf("malformed JSON: unexpected %v", d)
 }
+
+// knownKeys maps the folded form of every field name of manifests, indexes, descriptors and
+// platforms to its spelling. encoding/json would fill the field from any case variant; other
+// parsers would not, so a variant is refused rather than read.
+var knownKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{"schemaVersion", "mediaType", "artifactType", "config", "layers", "manifests",
+		"subject", "annotations", "digest", "size", "urls", "data", "platform", "architecture", "os",
+		"os.version", "os.features", "variant", "features"} {
+		m[foldKey(k)] = k
+	}
+	return m
+}()
 
 // foldKey maps key to the form encoding/json treats as equal: ASCII and simple Unicode case
 // folding (ToUpper then ToLower also merges the Kelvin sign with k and long s with s).

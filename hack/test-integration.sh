@@ -27,5 +27,7 @@ if ((${#pkgs[@]} == 0)); then
   exit 0
 fi
 echo "test-integration: ${#pkgs[@]} package(s): ${pkgs[*]##*/wharf/}" >&2
+# `make vet` does not see files behind the integration tag.
+go vet -tags integration "${pkgs[@]}"
 # shellcheck disable=SC2086
 exec go test -count=1 -tags integration -timeout 20m ${TESTFLAGS:-} "${pkgs[@]}"

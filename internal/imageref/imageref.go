@@ -8,6 +8,7 @@ import (
 
 	"github.com/wharfoci/wharf/content"
 	"github.com/wharfoci/wharf/errdef"
+	"github.com/wharfoci/wharf/image/layout"
 )
 
 // Transport names where an image lives.
@@ -128,61 +129,16 @@ func isAlgorithm(s string) bool {
 	return false
 }
 
-// MaxTagLength caps a tag; image-spec sets no limit on ref names, distribution-spec tags stop
-// at 128 characters, and ref names are often "registry/repo:tag", so allow more.
-const MaxTagLength = 512
-
 // ValidateTag checks tag against the org.opencontainers.image.ref.name grammar of image-spec
-// (annotations.md):
+// (annotations.md), exactly as image/layout does before writing index.json:
 //
 //	ref       ::= component ("/" component)*
 //	component ::= alphanum (separator alphanum)*
 //	alphanum  ::= [A-Za-z0-9]+
 //	separator ::= [-._:@+] | "--"
-func ValidateTag(tag string) error {
-	bad := func(why string) error {
-		return fmt.Errorf("tag %q: %w: %s (image-spec ref.name: components of letters and digits joined by one of -._:@+ or --, separated by /)", tag, errdef.ErrInvalidArgument, why)
-	}
-	if tag == "" {
-		return bad("empty")
-	}
-	if len(tag) > MaxTagLength {
-		return bad(fmt.Sprintf("longer than %d bytes", MaxTagLength))
-	}
-	for _, comp := range strings.Split(tag, "/") {
-		if comp == "" {
-			return bad("empty component")
-		}
-		for i := 0; ; {
-			j := i
-			for j < len(comp) && isAlnum(comp[j]) {
-				j++
-			}
-			if j == i {
-				return bad(fmt.Sprintf("%q at offset %d does not follow a letter or digit", comp[i], i))
-			}
-			if i = j; i == len(comp) {
-				break
-			}
-			switch {
-			case comp[i] == '-' && i+1 < len(comp) && comp[i+1] == '-':
-				i += 2
-			case strings.IndexByte("-._:@+", comp[i]) >= 0:
-				i++
-			default:
-				return bad(fmt.Sprintf("character %q is not allowed", comp[i]))
-			}
-			if i == len(comp) {
-				return bad("a component must end with a letter or digit")
-			}
-		}
-	}
-	return nil
-}
-
-func isAlnum(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-}
+//
+// Errors wrap errdef.ErrInvalidArgument.
+func ValidateTag(tag string) error { return layout.ValidateRefName(tag) }
 
 // String formats r so that Parse(r.String()) gives r back.
 func (r Reference) String() string {

@@ -93,15 +93,6 @@ func TestRef(t *testing.T) {
 	}
 }
 
-func TestValidateTagLength(t *testing.T) {
-	if err := ValidateTag(strings.Repeat("a", MaxTagLength)); err != nil {
-		t.Fatal(err)
-	}
-	if err := ValidateTag(strings.Repeat("a", MaxTagLength+1)); !errors.Is(err, errdef.ErrInvalidArgument) {
-		t.Fatalf("over-long tag: %v", err)
-	}
-}
-
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{"oci:img", "oci:img:latest", "oci:img:a/b:c", "oci-archive:x.tar:v1",
 		"oci:img@sha256:" + hex64, "oci:a@b:c", "docker://x", "oci:", "oci:a:b--c", "oci:a@sha512:x"} {

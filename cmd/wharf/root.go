@@ -23,16 +23,17 @@ type globalOptions struct {
 const rootLong = `wharf builds, ships and runs OCI images: image layouts and archives (image-spec),
 registries (distribution-spec) and containers (runtime-spec, with wharf-runtime).
 
-Image names:
-  oci:DIR[:TAG|@DIGEST]     an OCI image layout directory; without TAG or DIGEST the layout
-                            must hold exactly one image (or, for writing, "latest" is used)
-  oci-archive:FILE[:TAG]    a tar archive of an OCI image layout
+Image names (as skopeo's; the path ends at the first ':'):
+  oci:DIR[:TAG|@DIGEST]           an OCI image layout directory; without TAG or DIGEST the
+                                  layout must hold exactly one image
+  oci-archive:FILE[:TAG|@DIGEST]  a tar archive of an OCI image layout
 
 Exit codes:
   0    success
-  1    the operation failed (I/O error, invalid or hostile content, validation failure)
-  2    usage error: unknown command or flag, wrong arguments, malformed image name or platform
-  3    not found: the layout, archive, tag, digest or blob named does not exist
+  1    the operation failed (I/O error, invalid or hostile content, a failed validation)
+  2    usage error: unknown command or flag, wrong arguments, malformed image name, tag or
+       platform, a layout holding several images where one was meant
+  3    not found: the layout, archive, tag, digest, platform or blob named does not exist
   130  interrupted (SIGINT or SIGTERM)
 
 Errors are printed on stderr as one line: "wharf: <what failed>: <why>".`

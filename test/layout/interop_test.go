@@ -318,3 +318,52 @@ func TestGCPeerLayout(t *testing.T) {
 	}
 	run(t, "umoci", "unpack", "--image", dir+":latest", filepath.Join(t.TempDir(), "b"))
 }
+
+// TestMixedWriters: wharf, skopeo and umoci take turns writing one layout; each sees the
+// others' tags, and a wharf GC keeps everything they reach.
+func TestMixedWriters(t *testing.T) {
+	ctx := context.Background()
+	need(t, "umoci")
+	need(t, "skopeo")
+	dir := filepath.Join(t.TempDir(), "mixed")
+	dst, err := layout.Init(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	src, err := layout.Open(fixture(t, "multiarch"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if _, err := copy.Copy(ctx, src, "latest", dst, "wharf", copy.Options{AllPlatforms: true}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "skopeo", "copy", "--quiet", "oci:"+fixture(t, "umoci")+":latest", "oci:"+dir+":skopeo")
+	run(t, "umoci", "tag", "--image", dir+":skopeo", "umoci")
+	list, err := dst.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, e := range list {
+		names[e.Name] = true
+	}
+	for _, n := range []string{"wharf", "skopeo", "umoci"} {
+		if !names[n] {
+			t.Errorf("tag %s missing from %+v", n, list)
+		}
+	}
+	if _, err := dst.GC(ctx, layout.GCOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"wharf", "skopeo", "umoci"} {
+		d, err := dst.Resolve(ctx, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		walk(ctx, t, dst, d)
+	}
+	run(t, "umoci", "unpack", "--image", dir+":umoci", filepath.Join(t.TempDir(), "b"))
+	run(t, "skopeo", "copy", "--quiet", "--all", "oci:"+dir+":wharf", "oci:"+filepath.Join(t.TempDir(), "o")+":x")
+}

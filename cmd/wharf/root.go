@@ -75,6 +75,9 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newUntagCmd(opts))
 	root.AddCommand(newGCCmd(opts))
 	root.AddCommand(newUnpackCmd(opts))
+	root.AddCommand(newRepackCmd(opts))
+	root.AddCommand(newNewCmd(opts))
+	root.AddCommand(newConfigCmd(opts))
 	root.AddCommand(newServeCmd(opts))
 	root.AddCommand(newVersionCmd(opts))
 	return root

@@ -188,9 +188,6 @@ func (l *Layout) Tag(ctx context.Context, d ocispec.Descriptor, ref string) erro
 	} else if err := ValidateRefName(ref); err != nil {
 		return fmt.Errorf("tag: %w", err)
 	}
-	if err := l.checkStored(ctx, d); err != nil {
-		return fmt.Errorf("tag %s: %w", ref, err)
-	}
 	entry := d
 	entry.Data = nil
 	entry.Annotations = make(map[string]string, len(d.Annotations)+1)
@@ -205,6 +202,10 @@ func (l *Layout) Tag(ctx context.Context, d ocispec.Descriptor, ref string) erro
 		entry.Annotations = nil
 	}
 	err := l.update(ctx, func(idx *ocispec.Index) (bool, error) {
+		// Checked under the lock: a GC can not take the blob between the check and the write.
+		if err := l.checkStored(ctx, d); err != nil {
+			return false, err
+		}
 		if untagged {
 			for _, e := range idx.Manifests {
 				if e.Digest == d.Digest {

@@ -97,8 +97,12 @@ func testImage(t *testing.T, name string) string {
 		return dir
 	}
 	os.MkdirAll(base, 0755)
-	os.RemoveAll(dir)
-	run(t, filepath.Join(sharedDir(t), "peers", "images", "make-"+name+".sh"), dir)
+	tmp := dir + ".building"
+	os.RemoveAll(tmp)
+	run(t, filepath.Join(sharedDir(t), "peers", "images", "make-"+name+".sh"), tmp)
+	if err := os.Rename(tmp, dir); err != nil {
+		t.Fatal(err)
+	}
 	return dir
 }
 

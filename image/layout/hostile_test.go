@@ -134,6 +134,20 @@ func TestHostileLayouts(t *testing.T) {
 					t.Fatal(err)
 				}
 			}},
+		{name: "manifest child digest with path traversal", want: errdef.ErrInvalidArgument, text: "digest",
+			setup: func(t *testing.T, e env) {
+				l, _ := Open(e.root)
+				defer l.Close()
+				body := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":` +
+					`{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:../../../canary","size":6},"layers":[]}`
+				d, err := content.PushBytes(ctx, l, ocispec.MediaTypeImageManifest, []byte(body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := l.Tag(ctx, d, "latest"); err != nil {
+					t.Fatal(err)
+				}
+			}},
 		{name: "index.json of 100 MiB", atOpen: true, want: errdef.ErrTooLarge, text: "104857600 bytes is over the 4194304 byte limit",
 			setup: func(t *testing.T, e env) {
 				if err := os.Truncate(filepath.Join(e.root, IndexFile), 100<<20); err != nil {

@@ -15,7 +15,6 @@ import (
 	"github.com/wharfoci/wharf/image/layout"
 )
 
-
 func TestRepackNewMutate(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")

@@ -29,5 +29,8 @@ fi
 echo "test-integration: ${#pkgs[@]} package(s): ${pkgs[*]##*/wharf/}" >&2
 # `make vet` does not see files behind the integration tag.
 go vet -tags integration "${pkgs[@]}"
+# -p 1: one package at a time. The suites share the peers' work directories (the image
+# builders' caches under ${TMPDIR:-/tmp}/wharf-peers) and this machine's two cores; run side by
+# side, two make-multiarch.sh runs trample each other's scratch layouts.
 # shellcheck disable=SC2086
-exec go test -count=1 -tags integration -timeout 20m ${TESTFLAGS:-} "${pkgs[@]}"
+exec go test -p 1 -count=1 -tags integration -timeout 30m ${TESTFLAGS:-} "${pkgs[@]}"

@@ -8,14 +8,14 @@
 #
 # Env: DEMO      work directory (default ./demo)
 #      WHARF     the wharf binary (default ./bin/wharf, built by `make build`)
-#      SHARED    the shared directory holding peers/ (default ../shared)
+#      SHARED    the shared directory holding peers/ (default $WHARF_SHARED, else ../shared)
 #      STEPS     the steps to run (default: all, in order), e.g. STEPS="image inspect"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 DEMO=${DEMO:-demo}
 WHARF=${WHARF:-$REPO/bin/wharf}
-SHARED=${SHARED:-$(cd "$REPO/.." && pwd)/shared}
+SHARED=${SHARED:-${WHARF_SHARED:-$(cd "$REPO/.." && pwd)/shared}}
 ALL_STEPS=(image ls inspect validate copy archive tag)
 read -r -a STEPS <<<"${STEPS:-${ALL_STEPS[*]}}"
 

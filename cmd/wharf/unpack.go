@@ -10,6 +10,7 @@ import (
 
 	"github.com/wharfoci/wharf/image"
 	"github.com/wharfoci/wharf/image/bundle"
+	"github.com/wharfoci/wharf/image/layer"
 )
 
 // unpackResult is what `wharf unpack --json` prints.
@@ -46,6 +47,7 @@ func parseIDMaps(flag string, vals []string) ([]specs.LinuxIDMapping, error) {
 
 func newUnpackCmd(opts *globalOptions) *cobra.Command {
 	var uidMaps, gidMaps []string
+	var lim layer.Limits
 	cmd := &cobra.Command{
 		Use:   "unpack IMAGE BUNDLE",
 		Short: "Unpack an image into a runtime bundle",
@@ -59,7 +61,8 @@ BUNDLE/wharf.json and BUNDLE/wharf.snapshot remember the image and the unpacked 
 that "wharf repack" finds what changed without re-reading unchanged files.
 
 --uid-map and --gid-map (CONTAINER:HOST:SIZE, repeatable) shift owners for a user-namespaced
-runtime and add the user namespace to config.json.`,
+runtime and add the user namespace to config.json. The --max-* limits end decompression, sparse
+and inode bombs with an error before they fill a disk.`,
 		Example: `  wharf unpack oci:./busybox:latest ./bundle && cd bundle && runc run demo
   wharf unpack --platform linux/arm64 oci:./multi:latest ./bundle-arm64
   wharf unpack --uid-map 0:100000:65536 --gid-map 0:100000:65536 oci:./busybox ./rootless`,
@@ -68,6 +71,10 @@ runtime and add the user namespace to config.json.`,
 	platform := platformFlag(cmd, "the platform to unpack from an index (default: this machine's)")
 	cmd.Flags().StringArrayVar(&uidMaps, "uid-map", nil, "shift owners: CONTAINER:HOST:SIZE (repeatable)")
 	cmd.Flags().StringArrayVar(&gidMaps, "gid-map", nil, "shift groups: CONTAINER:HOST:SIZE (repeatable)")
+	cmd.Flags().Int64Var(&lim.MaxBytes, "max-layer-bytes", layer.DefaultMaxBytes, "refuse a layer that expands to more bytes (-1: no limit)")
+	cmd.Flags().Int64Var(&lim.MaxRatio, "max-ratio", layer.DefaultMaxRatio, "refuse a layer that expands more times its compressed size, past 256 MiB (-1: no limit)")
+	cmd.Flags().Int64Var(&lim.MaxEntries, "max-entries", layer.DefaultMaxEntries, "refuse a layer with more entries (-1: no limit)")
+	cmd.Flags().IntVar(&lim.MaxNameLength, "max-name-length", layer.DefaultMaxNameLength, "refuse longer entry names and link targets (-1: no limit)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		p, err := platform()
 		if err != nil {
@@ -96,7 +103,7 @@ runtime and add the user namespace to config.json.`,
 			return err
 		}
 		res, err := bundle.Unpack(ctx, h, md, args[1], bundle.Options{
-			UIDMap: um, GIDMap: gm,
+			UIDMap: um, GIDMap: gm, Limits: lim,
 			Progress: func(i, n int, l ocispec.Descriptor) {
 				opts.debugf(cmd, "layer %d/%d %s (%d bytes)", i+1, n, l.Digest, l.Size)
 			},

@@ -83,8 +83,8 @@ const (
 	chunks    = 6
 )
 
-// pipe decompresses and hashes in its own goroutine, a few chunks ahead of the applier, so
-// that decompression and file writes use both cores. It enforces the byte and ratio limits
+// pipe decompresses in its own goroutine, a few chunks ahead of the applier, so that
+// decompression runs on one core while the diffID hash and file writes run on the other. It enforces the byte and ratio limits
 // on the uncompressed stream.
 type pipe struct {
 	full  chan []byte
@@ -131,7 +131,6 @@ func (p *pipe) produce(src io.Reader) {
 		}
 		n, err := io.ReadFull(src, b[:cap(b)])
 		if n > 0 {
-			p.h.Write(b[:n])
 			select {
 			case p.full <- b[:n]:
 			case <-p.done:
@@ -171,6 +170,9 @@ func (p *pipe) Read(b []byte) (int, error) {
 		}
 		p.buf, p.cur = c, c
 		p.n += int64(len(c))
+		// Hashing here rather than in the producer splits the work between two cores:
+		// decompression there, hashing and file writes here.
+		p.h.Write(c)
 		if err := p.check(p.n); err != nil {
 			p.perr = err
 			return 0, err

@@ -50,6 +50,9 @@ A line is printed on stderr for each blob copied or skipped (none with --quiet o
 	f.BoolVarP(&all, "all", "a", false, "copy every platform of an index (the whole graph)")
 	f.BoolVar(&referrers, "referrers", false, "also copy the manifests whose subject is a copied manifest (signatures, SBOMs…)")
 	f.IntVar(&concurrency, "jobs", imagecopy.DefaultConcurrency, "blobs copied at once")
+	rf := addRegistryFlags(cmd, true)
+	var format string
+	f.StringVar(&format, "format", "", "convert manifests to this format: oci or v2s2 (docker); digests of converted documents change")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		p, err := platform()
@@ -69,7 +72,7 @@ A line is printed on stderr for each blob copied or skipped (none with --quiet o
 		if dstRef.Digest != "" {
 			return usageErrorf("%s: a destination is named by a tag, not a digest", args[1])
 		}
-		src, root, err := openImage(ctx, args[0])
+		src, root, err := openAnyImage(ctx, args[0], rf)
 		if err != nil {
 			return err
 		}
@@ -84,7 +87,7 @@ A line is printed on stderr for each blob copied or skipped (none with --quiet o
 			}
 			dstRef.Tag = tag
 		}
-		dst, err := openRef(ctx, dstRef, true)
+		dst, err := openAny(ctx, dstRef, true, rf)
 		if err != nil {
 			return err
 		}
@@ -98,7 +101,17 @@ A line is printed on stderr for each blob copied or skipped (none with --quiet o
 			Referrers:    referrers,
 			Progress:     pr.report,
 		}
-		d, err := imagecopy.Copy(ctx, src, root.Digest.String(), dst, tag, copyOpts)
+		mountFrom(src, dst, &copyOpts)
+		var source imagecopy.Source = src.Target()
+		if format != "" {
+			conv, err := newConverter(ctx, src.Target(), root, format, copyOpts)
+			if err != nil {
+				return err
+			}
+			source, root = conv, conv.root
+			defer conv.report(opts, cmd)
+		}
+		d, err := imagecopy.Copy(ctx, source, root.Digest.String(), dst.Target(), tag, copyOpts)
 		if err != nil {
 			return fmt.Errorf("copy %s to %s: %w", src.Ref, dstRef, err)
 		}

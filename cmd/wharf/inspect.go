@@ -63,20 +63,21 @@ validated before it is printed.`,
 	platform := platformFlag(cmd, "describe this platform's manifest of an index (os/arch[/variant]; default: this machine's)")
 	cmd.Flags().BoolVar(&raw, "raw", false, "print the manifest or index as stored (with --config: the config as stored)")
 	cmd.Flags().BoolVar(&config, "config", false, "print the image config instead of the summary")
+	rf := addRegistryFlags(cmd, false)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		p, err := platform()
 		if err != nil {
 			return err
 		}
 		ctx := cmd.Context()
-		h, root, err := openImage(ctx, args[0])
+		h, root, err := openAnyImage(ctx, args[0], rf)
 		if err != nil {
 			return err
 		}
 		defer h.Close()
 		w := cmd.OutOrStdout()
 		if raw && !config {
-			b, err := content.ReadAll(ctx, h, root, 0)
+			b, err := content.ReadAll(ctx, h.Target(), root, 0)
 			if err != nil {
 				return fmt.Errorf("inspect %s: %w", h.Ref, err)
 			}
@@ -86,7 +87,7 @@ validated before it is printed.`,
 			_, err = w.Write(b)
 			return err
 		}
-		img, err := loadImage(ctx, h, root, p)
+		img, err := loadImage(ctx, h.Target(), root, p)
 		if err != nil {
 			return fmt.Errorf("inspect %s: %w", h.Ref, err)
 		}
@@ -157,6 +158,13 @@ func loadImage(ctx context.Context, f content.Fetcher, root ocispec.Descriptor, 
 
 // tagsOf lists the tags of the layout that name dg.
 func tagsOf(ctx context.Context, h *imageref.Handle, dg digest.Digest) ([]string, error) {
+	if h.Repo != nil { // a registry: every tag of the repository, as skopeo inspect
+		tags, err := h.Repo.Tags(ctx, 0)
+		if tags == nil {
+			tags = []string{}
+		}
+		return tags, err
+	}
 	entries, err := h.List(ctx)
 	if err != nil {
 		return nil, err

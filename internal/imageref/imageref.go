@@ -7,6 +7,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/wharfoci/wharf/content"
+	"github.com/wharfoci/wharf/distribution/reference"
 	"github.com/wharfoci/wharf/errdef"
 	"github.com/wharfoci/wharf/image/layout"
 )
@@ -19,6 +20,9 @@ const (
 	OCI Transport = "oci"
 	// OCIArchive is a tar archive of an OCI image layout: oci-archive:FILE[:TAG|@DIGEST].
 	OCIArchive Transport = "oci-archive"
+	// Docker is a registry repository: docker://[HOST[:PORT]/]REPO[:TAG|@DIGEST], normalised as
+	// docker does (busybox is docker.io/library/busybox:latest).
+	Docker Transport = "docker"
 )
 
 // Reference is a parsed image name. At most one of Tag and Digest is set; when both are empty
@@ -26,8 +30,11 @@ const (
 // hold exactly one).
 type Reference struct {
 	Transport Transport
-	// Path is the layout directory (oci) or the archive file (oci-archive), as given.
+	// Path is the layout directory (oci) or the archive file (oci-archive), as given; for
+	// docker, the normalised repository name HOST/REPO.
 	Path string
+	// Domain and Repository split Path for docker: the registry and the repository name.
+	Domain, Repository string
 	// Tag is the org.opencontainers.image.ref.name of an index.json entry.
 	Tag string
 	// Digest names an index.json entry (or a manifest inside the layout) by digest.
@@ -46,8 +53,7 @@ type transport struct {
 var transports = []transport{
 	{name: OCI, parse: func(d string) (Reference, error) { return parseLayout(OCI, d) }},
 	{name: OCIArchive, parse: func(d string) (Reference, error) { return parseLayout(OCIArchive, d) }},
-	// docker://HOST/REPO[:TAG|@DIGEST] will parse a distribution reference here.
-	{name: "docker", hint: "registries are not supported by this command yet; copy the image into a layout first"},
+	{name: Docker, parse: parseDocker},
 }
 
 // Transports lists the transports Parse accepts, for help texts and error messages.
@@ -121,6 +127,24 @@ func parseLayout(t Transport, details string) (Reference, error) {
 	return r, nil
 }
 
+// parseDocker parses //[HOST[:PORT]/]REPO[:TAG|@DIGEST] with distribution/reference and
+// docker's defaults. A digest wins over a tag written beside it.
+func parseDocker(details string) (Reference, error) {
+	rest, ok := strings.CutPrefix(details, "//")
+	if !ok {
+		return Reference{}, fmt.Errorf("%w: want docker://[HOST[:PORT]/]REPO[:TAG|@DIGEST]", errdef.ErrInvalidArgument)
+	}
+	n, err := reference.ParseNormalized(rest)
+	if err != nil {
+		return Reference{}, err
+	}
+	r := Reference{Transport: Docker, Path: n.Name(), Domain: n.Domain, Repository: n.Repository, Tag: n.Tag, Digest: n.Digest}
+	if r.Digest != "" {
+		r.Tag = ""
+	}
+	return r, nil
+}
+
 func isAlgorithm(s string) bool {
 	switch s {
 	case "sha256", "sha512":
@@ -143,6 +167,9 @@ func ValidateTag(tag string) error { return layout.ValidateRefName(tag) }
 // String formats r so that Parse(r.String()) gives r back.
 func (r Reference) String() string {
 	s := string(r.Transport) + ":" + r.Path
+	if r.Transport == Docker {
+		s = "docker://" + r.Path
+	}
 	switch {
 	case r.Digest != "":
 		s += "@" + string(r.Digest)

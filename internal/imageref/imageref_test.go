@@ -36,7 +36,10 @@ func TestParse(t *testing.T) {
 		{"no transport", "/tmp/img", Reference{}, errdef.ErrInvalidArgument},
 		{"empty", "", Reference{}, errdef.ErrInvalidArgument},
 		{"unknown transport", "dir:/tmp/img", Reference{}, errdef.ErrInvalidArgument},
-		{"docker not yet", "docker://busybox", Reference{}, errdef.ErrUnsupported},
+		{"docker normalised", "docker://busybox", Reference{Transport: Docker, Path: "docker.io/library/busybox", Domain: "docker.io", Repository: "library/busybox", Tag: "latest"}, nil},
+		{"docker host port digest", "docker://localhost:5000/a/b@sha256:" + hex64, Reference{Transport: Docker, Path: "localhost:5000/a/b", Domain: "localhost:5000", Repository: "a/b", Digest: digest.Digest("sha256:" + hex64)}, nil},
+		{"docker without slashes", "docker:busybox", Reference{}, errdef.ErrInvalidArgument},
+		{"docker upper-case repository", "docker://localhost/Busybox", Reference{}, errdef.ErrInvalidArgument},
 		{"empty path", "oci:", Reference{}, errdef.ErrInvalidArgument},
 		{"empty path with tag", "oci::v1", Reference{}, errdef.ErrInvalidArgument},
 		{"bad tag char", "oci:img:v 1", Reference{}, errdef.ErrInvalidArgument},
@@ -106,7 +109,7 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if r.Path == "" || strings.ContainsRune(r.Path, ':') {
+		if r.Path == "" || (r.Transport != Docker && strings.ContainsRune(r.Path, ':')) {
 			t.Fatalf("Parse(%q) = %+v: path empty or holds ':'", s, r)
 		}
 		if r.Tag != "" && r.Digest != "" {

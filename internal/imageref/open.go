@@ -9,6 +9,8 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/wharfoci/wharf/content"
+	"github.com/wharfoci/wharf/distribution/client"
 	"github.com/wharfoci/wharf/errdef"
 	"github.com/wharfoci/wharf/image/layout"
 )
@@ -37,11 +39,22 @@ func (e *AmbiguousError) Unwrap() error {
 }
 
 // Handle is an image name opened as a layout: the directory itself for oci:, an extracted
-// copy for oci-archive:. Writes to an archive reach the file only through Save.
+// copy for oci-archive:. Writes to an archive reach the file only through Save. For docker:
+// Layout is nil and Repo is the registry repository.
 type Handle struct {
 	*layout.Layout
+	Repo    *client.Repository
 	Ref     Reference
 	archive *layout.Archive
+}
+
+// Target is what the handle reads and writes images through: the layout, or the registry
+// repository (whose optional abilities — referrers, mount, delete — type assertions find).
+func (h *Handle) Target() content.Target {
+	if h.Repo != nil {
+		return h.Repo
+	}
+	return h.Layout
 }
 
 // OpenOptions tunes Open.
@@ -51,6 +64,9 @@ type OpenOptions struct {
 	Create bool
 	// TempDir is where archives are extracted (default os.TempDir()).
 	TempDir string
+	// Registry opens docker: names; without it they are refused (ErrUnsupported), for the
+	// commands that work on layouts only.
+	Registry *client.Client
 }
 
 // Open opens the layout or archive that r names. A missing directory or file wraps
@@ -77,8 +93,16 @@ func Open(ctx context.Context, r Reference, opts OpenOptions) (*Handle, error) {
 			return nil, err
 		}
 		h.archive, h.Layout = a, a.Layout
+	case Docker:
+		if opts.Registry == nil {
+			return nil, fmt.Errorf("open %s: %w: this command works on layouts and archives only (copy the image into one first)", r, errdef.ErrUnsupported)
+		}
+		repo, err := opts.Registry.Repository(r.Domain, r.Repository)
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", r, err)
+		}
+		h.Repo = repo
 	default:
-		// docker://: open a registry repository as a content.Target here.
 		return nil, fmt.Errorf("open %s: %w: transport %q", r, errdef.ErrUnsupported, r.Transport)
 	}
 	return h, nil
@@ -87,7 +111,7 @@ func Open(ctx context.Context, r Reference, opts OpenOptions) (*Handle, error) {
 // Save writes the changes made through the handle back to an archive file; for a layout
 // directory, where every change is already durable, it does nothing.
 func (h *Handle) Save(ctx context.Context) error {
-	if h.archive == nil {
+	if h.archive == nil || h.Repo != nil {
 		return nil
 	}
 	return h.archive.Save(ctx)
@@ -95,6 +119,9 @@ func (h *Handle) Save(ctx context.Context) error {
 
 // Close releases the layout (and removes an archive's extracted copy).
 func (h *Handle) Close() error {
+	if h.Repo != nil {
+		return nil
+	}
 	if h.archive != nil {
 		return h.archive.Close()
 	}
@@ -103,6 +130,9 @@ func (h *Handle) Close() error {
 
 // ResolveImage resolves h.Ref in the opened layout (see Resolve).
 func (h *Handle) ResolveImage(ctx context.Context) (ocispec.Descriptor, error) {
+	if h.Repo != nil {
+		return h.Repo.Resolve(ctx, h.Ref.Ref())
+	}
 	return Resolve(ctx, h.Layout, h.Ref)
 }
 

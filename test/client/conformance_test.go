@@ -1,5 +1,3 @@
-// Package client tests wharf's registry client against wharf's registry, in process
-// (httptest), and — in the integration-tagged files — against docker-registry and skopeo.
 package client
 
 import (

@@ -1,0 +1,403 @@
+//go:build integration
+
+package client
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/wharfoci/wharf/image/layout"
+)
+
+func TestMain(m *testing.M) {
+	// docker-registry is started by a script that exits: its daemon is reparented to us, and
+	// reaped when stopped.
+	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	os.Exit(m.Run())
+}
+
+func shared() string {
+	if s := os.Getenv("WHARF_SHARED"); s != "" {
+		return s
+	}
+	wd, _ := os.Getwd()
+	return filepath.Join(wd, "..", "..", "..", "shared")
+}
+
+func wharfBin(t *testing.T) string {
+	t.Helper()
+	bin := os.Getenv("WHARF_BIN")
+	if bin == "" {
+		wd, _ := os.Getwd()
+		bin = filepath.Join(wd, "..", "..", "bin")
+	}
+	p := filepath.Join(bin, "wharf")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("wharf binary: %v (make build)", err)
+	}
+	return p
+}
+
+// peer checks that a peer program is installed: a failure with WHARF_PEERS=1, else a skip.
+func peer(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("WHARF_PEERS") == "1" {
+			t.Fatalf("%s missing (WHARF_PEERS=1): %v", name, err)
+		}
+		t.Skipf("%s missing: %v", name, err)
+	}
+	return p
+}
+
+// run runs a command and returns its combined output; a failure fails the test.
+func run(t *testing.T, env []string, name string, args ...string) string {
+	t.Helper()
+	out, err := runErr(env, name, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func runErr(env []string, name string, args ...string) (string, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func waitV2(t *testing.T, host string) {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		if resp, err := http.Get("http://" + host + "/v2/"); err == nil {
+			resp.Body.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("registry at %s does not answer", host)
+}
+
+// startDistribution starts docker-registry with the peers script and stops it at cleanup.
+func startDistribution(t *testing.T) string {
+	t.Helper()
+	peer(t, "docker-registry")
+	port := freePort(t)
+	dir := t.TempDir()
+	out := run(t, []string{"FRESH=1"}, filepath.Join(shared(), "peers", "registry", "start-distribution.sh"), fmt.Sprint(port), dir)
+	m := regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("start-distribution: no pid:\n%s", out)
+	}
+	var pid int
+	fmt.Sscan(m[1], &pid)
+	t.Cleanup(func() {
+		syscall.Kill(pid, syscall.SIGTERM)
+		var ws syscall.WaitStatus
+		syscall.Wait4(pid, &ws, 0, nil)
+	})
+	return fmt.Sprintf("127.0.0.1:%d", port)
+}
+
+// startWharf runs `wharf serve` and stops it at cleanup.
+func startWharf(t *testing.T) string {
+	t.Helper()
+	host := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cmd := exec.Command(wharfBin(t), "serve", "--addr", host, "--root", t.TempDir())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+	waitV2(t, host)
+	return host
+}
+
+var (
+	imgMu   sync.Mutex
+	imgDirs = map[string]string{}
+)
+
+// testImage builds (once per run; bookworm and multiarch cached under /tmp/wharf-peers) a peer
+// test image layout and returns its directory.
+func testImage(t *testing.T, name string) string {
+	t.Helper()
+	imgMu.Lock()
+	defer imgMu.Unlock()
+	if d, ok := imgDirs[name]; ok {
+		return d
+	}
+	cache := filepath.Join(os.TempDir(), "wharf-peers", "test-client")
+	os.MkdirAll(cache, 0o755)
+	dir := filepath.Join(cache, name)
+	script := map[string]string{"busybox": "make-busybox.sh", "bookworm": "make-bookworm.sh", "multiarch": "make-multiarch.sh"}[name]
+	if _, err := os.Stat(filepath.Join(dir, "index.json")); err != nil || name == "busybox" {
+		os.RemoveAll(dir)
+		run(t, nil, filepath.Join(shared(), "peers", "images", script), dir)
+	}
+	imgDirs[name] = dir
+	return dir
+}
+
+func rootDigest(t *testing.T, dir, tag string) string {
+	t.Helper()
+	l, err := layout.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	d, err := l.Resolve(context.Background(), tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.Digest.String()
+}
+
+// layout → registry → layout through wharf keeps every digest, on wharf's registry and on
+// docker-registry.
+func TestRoundTripRegistries(t *testing.T) {
+	w := wharfBin(t)
+	registries := map[string]func(*testing.T) string{"wharf": startWharf, "distribution": startDistribution}
+	for _, reg := range []string{"wharf", "distribution"} {
+		t.Run(reg, func(t *testing.T) {
+			host := registries[reg](t)
+			for _, tc := range []struct {
+				image, tag string
+				flags      []string
+			}{
+				{"busybox", "latest", nil},
+				{"bookworm", "latest", nil},
+				{"multiarch", "latest", []string{"--all"}},
+			} {
+				t.Run(tc.image, func(t *testing.T) {
+					src := testImage(t, tc.image)
+					want := rootDigest(t, src, tc.tag)
+					remote := fmt.Sprintf("docker://%s/wharf/%s:%s", host, tc.image, tc.tag)
+					run(t, nil, w, append([]string{"copy", "-q"}, append(tc.flags, "oci:"+src+":"+tc.tag, remote)...)...)
+					out := filepath.Join(t.TempDir(), "out")
+					run(t, nil, w, append([]string{"copy", "-q"}, append(tc.flags, remote, "oci:"+out+":"+tc.tag)...)...)
+					if got := rootDigest(t, out, tc.tag); got != want {
+						t.Fatalf("round trip gave %s, want %s", got, want)
+					}
+					run(t, nil, w, "validate", "oci:"+out+":"+tc.tag)
+					var insp struct{ Digest string }
+					json.Unmarshal([]byte(run(t, nil, w, "inspect", "--json", remote)), &insp)
+					if insp.Digest != want {
+						t.Fatalf("inspect %s: digest %s, want %s", remote, insp.Digest, want)
+					}
+					// a second push skips everything
+					again := run(t, nil, w, append([]string{"copy", "--json"}, append(tc.flags, "oci:"+src+":"+tc.tag, remote)...)...)
+					if !strings.Contains(again, `"copied": 0`) {
+						t.Fatalf("second push copied something:\n%s", again)
+					}
+				})
+			}
+			t.Run("tags and delete", func(t *testing.T) {
+				src := testImage(t, "busybox")
+				for _, tag := range []string{"a", "b", "c"} {
+					run(t, nil, w, "copy", "-q", "oci:"+src+":latest", fmt.Sprintf("docker://%s/wharf/tags:%s", host, tag))
+				}
+				got := strings.Fields(run(t, nil, w, "tags", "--page-size", "2", "docker://"+host+"/wharf/tags"))
+				sort.Strings(got) // distribution 2.8 pages in storage order
+				if strings.Join(got, ",") != "a,b,c" {
+					t.Fatalf("tags (pages of 2): %q", got)
+				}
+				run(t, nil, w, "delete", "docker://"+host+"/wharf/tags:a")
+				if out, err := runErr(nil, w, "inspect", "docker://"+host+"/wharf/tags:b"); err == nil {
+					t.Fatalf("inspect after delete of the manifest (every tag goes): %s", out)
+				}
+			})
+		})
+	}
+}
+
+// skopeo pulls what wharf pushed and wharf pulls what skopeo pushed, digests unchanged.
+func TestSkopeoInterop(t *testing.T) {
+	w := wharfBin(t)
+	skopeo := peer(t, "skopeo")
+	host := startDistribution(t)
+	for _, name := range []string{"busybox", "multiarch"} {
+		t.Run(name, func(t *testing.T) {
+			src := testImage(t, name)
+			want := rootDigest(t, src, "latest")
+			all := []string{}
+			if name == "multiarch" {
+				all = []string{"--all"}
+			}
+			run(t, nil, w, append(append([]string{"copy", "-q"}, all...), "oci:"+src+":latest", "docker://"+host+"/bywharf/"+name+":v1")...)
+			out := filepath.Join(t.TempDir(), "skopeo-pulled")
+			run(t, nil, skopeo, append(append([]string{"copy", "--src-tls-verify=false"}, all...), "docker://"+host+"/bywharf/"+name+":v1", "oci:"+out+":v1")...)
+			if got := rootDigest(t, out, "v1"); got != want {
+				t.Fatalf("skopeo pulled %s, want %s", got, want)
+			}
+			run(t, nil, skopeo, append(append([]string{"copy", "--dest-tls-verify=false"}, all...), "oci:"+src+":latest", "docker://"+host+"/byskopeo/"+name+":v1")...)
+			out2 := filepath.Join(t.TempDir(), "wharf-pulled")
+			run(t, nil, w, append(append([]string{"copy", "-q"}, all...), "docker://"+host+"/byskopeo/"+name+":v1", "oci:"+out2+":v1")...)
+			if got := rootDigest(t, out2, "v1"); got != want {
+				t.Fatalf("wharf pulled %s, want %s", got, want)
+			}
+		})
+	}
+}
+
+// tokenProxy is a Bearer-token-protected registry: a token realm (Basic user:secret → a
+// token) and a reverse proxy to a real registry that lets only requests with that token by.
+func tokenProxy(t *testing.T, backend string) string {
+	t.Helper()
+	var issued atomic.Int32
+	realm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "alice" || p != "s3cret" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		issued.Add(1)
+		json.NewEncoder(w).Encode(map[string]any{"token": "valid-token", "expires_in": 300})
+	}))
+	t.Cleanup(realm.Close)
+	target, _ := url.Parse("http://" + backend)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer valid-token" {
+			scope := ""
+			if parts := strings.SplitN(strings.TrimPrefix(r.URL.Path, "/v2/"), "/blobs/", 2); len(parts) == 2 {
+				scope = fmt.Sprintf(`,scope="repository:%s:pull,push"`, parts[0])
+			}
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s/token",service="test-registry"%s`, realm.URL, scope))
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`)
+			return
+		}
+		r.Header.Del("Authorization")
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	return strings.TrimPrefix(proxy.URL, "http://")
+}
+
+func TestBearerProtectedRegistry(t *testing.T) {
+	w := wharfBin(t)
+	host := tokenProxy(t, startDistribution(t))
+	src := testImage(t, "busybox")
+	want := rootDigest(t, src, "latest")
+	remote := "docker://" + host + "/private/busybox:v1"
+	home := t.TempDir()
+	anon := []string{"HOME=" + home, "DOCKER_CONFIG=" + filepath.Join(home, ".docker"), "REGISTRY_AUTH_FILE=", "XDG_RUNTIME_DIR=" + home}
+	out, err := runErr(anon, w, "copy", "oci:"+src+":latest", remote)
+	if err == nil || !strings.Contains(out, "unauthorized") {
+		t.Fatalf("anonymous push: %v\n%s", err, out)
+	}
+	cfgDir := filepath.Join(t.TempDir(), "docker")
+	os.MkdirAll(cfgDir, 0o700)
+	auth := base64.StdEncoding.EncodeToString([]byte("alice:s3cret"))
+	os.WriteFile(filepath.Join(cfgDir, "config.json"), []byte(`{"auths":{"`+host+`":{"auth":"`+auth+`"}}}`), 0o600)
+	withCreds := []string{"HOME=" + home, "DOCKER_CONFIG=" + cfgDir, "REGISTRY_AUTH_FILE=", "XDG_RUNTIME_DIR=" + home}
+	run(t, withCreds, w, "copy", "-q", "oci:"+src+":latest", remote)
+	dst := filepath.Join(t.TempDir(), "pulled")
+	run(t, withCreds, w, "copy", "-q", remote, "oci:"+dst+":v1")
+	if got := rootDigest(t, dst, "v1"); got != want {
+		t.Fatalf("pulled %s, want %s", got, want)
+	}
+	out, err = runErr(anon, w, "copy", remote, "oci:"+filepath.Join(t.TempDir(), "x")+":v1")
+	if err == nil || !strings.Contains(out, "unauthorized") {
+		t.Fatalf("anonymous pull: %v\n%s", err, out)
+	}
+	// wharf login stores credentials that the next commands use; logout removes them
+	authFile := filepath.Join(t.TempDir(), "auth.json")
+	loginEnv := append(anon, "REGISTRY_AUTH_FILE="+authFile)
+	run(t, loginEnv, w, "login", "-u", "alice", "-p", "s3cret", host)
+	run(t, loginEnv, w, "inspect", remote)
+	run(t, loginEnv, w, "logout", host)
+	if out, err := runErr(loginEnv, w, "inspect", remote); err == nil {
+		t.Fatalf("inspect after logout: %s", out)
+	}
+	if out, err := runErr(loginEnv, w, "login", "-u", "alice", "-p", "wrong", host); err == nil {
+		t.Fatalf("login with a wrong password: %s", out)
+	}
+}
+
+// The connection drops in the middle of a 256 MiB blob download: the copy resumes with a
+// Range request and completes.
+func TestResumeAfterDroppedConnection(t *testing.T) {
+	w := wharfBin(t)
+	host := startWharf(t)
+	src := filepath.Join(t.TempDir(), "big")
+	gen := exec.Command("go", "run", "../../bench/clientimg", src, "256")
+	if out, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("clientimg: %v\n%s", err, out)
+	}
+	want := rootDigest(t, src, "latest")
+	run(t, nil, w, "copy", "-q", "oci:"+src+":latest", "docker://"+host+"/big/blob:v1")
+
+	// a proxy that cuts the first full blob download after 100 MiB
+	var drops, ranges atomic.Int32
+	target, _ := url.Parse("http://" + host)
+	proxy := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Range") != "" {
+			ranges.Add(1)
+		}
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") && r.Header.Get("Range") == "" && drops.Load() == 0 {
+			resp, err := http.Get(target.String() + r.URL.Path)
+			if err != nil {
+				rw.WriteHeader(http.StatusBadGateway)
+				return
+			}
+			defer resp.Body.Close()
+			if resp.ContentLength > 200<<20 {
+				drops.Add(1)
+				for k, v := range resp.Header {
+					rw.Header()[k] = v
+				}
+				rw.WriteHeader(resp.StatusCode)
+				io.CopyN(rw, resp.Body, 100<<20)
+				rw.(http.Flusher).Flush()
+				conn, _, _ := rw.(http.Hijacker).Hijack()
+				conn.Close()
+				return
+			}
+		}
+		httputil.NewSingleHostReverseProxy(target).ServeHTTP(rw, r)
+	}))
+	defer proxy.Close()
+	dst := filepath.Join(t.TempDir(), "pulled")
+	run(t, nil, w, "copy", "-q", "docker://"+strings.TrimPrefix(proxy.URL, "http://")+"/big/blob:v1", "oci:"+dst+":v1")
+	if drops.Load() != 1 || ranges.Load() == 0 {
+		t.Fatalf("%d drops, %d Range requests: the fault was not exercised", drops.Load(), ranges.Load())
+	}
+	if got := rootDigest(t, dst, "v1"); got != want {
+		t.Fatalf("pulled %s, want %s", got, want)
+	}
+	run(t, nil, w, "validate", "oci:"+dst+":v1")
+}

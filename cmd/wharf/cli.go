@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 )
 
 // Argument validators that report a usage error (exit 2).
@@ -64,4 +66,10 @@ func (o *globalOptions) debugf(cmd *cobra.Command, format string, a ...any) {
 		return
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "wharf: debug: "+format+"\n", a...)
+}
+
+// isTerminal reports whether w is a terminal (then progress may redraw a line in place).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"sync"
+	"time"
 
+	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
@@ -93,7 +95,7 @@ A line is printed on stderr for each blob copied or skipped (none with --quiet o
 		}
 		defer dst.Close()
 
-		pr := &copyProgress{opts: opts, cmd: cmd}
+		pr := &copyProgress{opts: opts, cmd: cmd, tty: isTerminal(cmd.ErrOrStderr())}
 		copyOpts := imagecopy.Options{
 			Concurrency:  concurrency,
 			Platform:     p,
@@ -141,39 +143,99 @@ A line is printed on stderr for each blob copied or skipped (none with --quiet o
 	return cmd
 }
 
-// copyProgress prints one line per finished blob and counts them. Copy calls it from several
-// goroutines.
+// copyProgress prints one line per finished blob and counts them; on a terminal it also keeps a
+// status line of the transfers in flight, redrawn at most every 100 ms. Copy calls it from
+// several goroutines.
 type copyProgress struct {
 	opts *globalOptions
 	cmd  *cobra.Command
+	tty  bool // stderr is a terminal: draw the status line
 
 	mu              sync.Mutex
 	copied, skipped int
 	bytes           int64
+	inflight        map[digest.Digest]imagecopy.Progress
+	drawn           time.Time
+	status          bool // a status line is on screen
 }
 
 func (p *copyProgress) report(ev imagecopy.Progress) {
-	if ev.State == imagecopy.Transferring {
+	if p.opts.JSON || p.opts.Quiet {
+		p.count(ev)
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if ev.State == imagecopy.Transferring {
+		if !p.tty {
+			return
+		}
+		if p.inflight == nil {
+			p.inflight = map[digest.Digest]imagecopy.Progress{}
+		}
+		p.inflight[ev.Descriptor.Digest] = ev
+		if time.Since(p.drawn) >= 100*time.Millisecond {
+			p.draw()
+		}
+		return
+	}
+	delete(p.inflight, ev.Descriptor.Digest)
+	p.countLocked(ev)
+	p.clear()
+	verb := map[imagecopy.State]string{imagecopy.Skipped: "skipped", imagecopy.Mounted: "mounted"}[ev.State]
+	if verb == "" {
+		verb = "copied"
+	}
 	d := ev.Descriptor
-	verb := "copied"
+	fmt.Fprintf(p.cmd.ErrOrStderr(), "%-7s %-8s %s  %s\n", verb, kindName(d.MediaType), shortDigest(d.Digest), humanBytes(d.Size))
+	if len(p.inflight) > 0 {
+		p.draw()
+	}
+}
+
+func (p *copyProgress) count(ev imagecopy.Progress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.countLocked(ev)
+}
+
+func (p *copyProgress) countLocked(ev imagecopy.Progress) {
 	switch ev.State {
+	case imagecopy.Transferring:
 	case imagecopy.Skipped:
-		verb = "skipped"
 		p.skipped++
 	case imagecopy.Mounted:
-		verb = "mounted"
 		p.copied++
 	default:
 		p.copied++
-		p.bytes += d.Size
+		p.bytes += ev.Descriptor.Size
 	}
-	if !p.opts.JSON {
-		p.opts.infof(p.cmd, "%-7s %-8s %s  %s", verb, kindName(d.MediaType), shortDigest(d.Digest), humanBytes(d.Size))
+}
+
+// draw writes the status line: the transfers in flight and their bytes so far.
+func (p *copyProgress) draw() {
+	var done, total int64
+	for _, ev := range p.inflight {
+		done += ev.Done
+		total += ev.Descriptor.Size
 	}
+	fmt.Fprintf(p.cmd.ErrOrStderr(), "\r\x1b[Kcopying %d %s: %s of %s", len(p.inflight), plural2(len(p.inflight), "blob", "blobs"), humanBytes(done), humanBytes(total))
+	p.status, p.drawn = true, time.Now()
+}
+
+// clear erases the status line before a line is printed.
+func (p *copyProgress) clear() {
+	if p.status {
+		fmt.Fprint(p.cmd.ErrOrStderr(), "\r\x1b[K")
+		p.status = false
+	}
+}
+
+// done erases the status line at the end of the copy.
+func (p *copyProgress) done() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clear()
 }
 
 // kindName is a short word for a descriptor's media type.

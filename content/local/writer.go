@@ -82,6 +82,14 @@ func (s *Store) WriterAlg(ctx context.Context, ref string, alg digest.Algorithm)
 	return w, nil
 }
 
+// IngestExists reports whether the ingest ref exists (was opened and not committed or
+// cancelled), without creating it.
+func (s *Store) IngestExists(ref string) bool {
+	sum := sha256.Sum256([]byte(ref))
+	_, err := os.Lstat(filepath.Join(s.ingestDir, hex.EncodeToString(sum[:])+".data"))
+	return err == nil
+}
+
 func hashFunc(alg digest.Algorithm) (func() hash.Hash, error) {
 	switch alg {
 	case digest.SHA256:
@@ -111,6 +119,7 @@ type writer struct {
 	h         hash.Hash
 	offset    int64
 	saved     int64 // offset of the last saved state
+	hasState  bool  // a state file exists for this ingest
 	done      bool
 }
 
@@ -122,7 +131,9 @@ func (w *writer) resume() error {
 	}
 	size := st.Size()
 	w.h = w.newHash()
-	if b, err := os.ReadFile(w.statePath); err == nil && size > 0 {
+	b, err := os.ReadFile(w.statePath)
+	w.hasState = err == nil
+	if err == nil && size > 0 {
 		var is ingestState
 		if json.Unmarshal(b, &is) == nil && is.Alg == w.alg && is.Offset >= 0 && is.Offset <= size {
 			if u, ok := w.h.(encoding.BinaryUnmarshaler); ok && u.UnmarshalBinary(is.State) == nil {
@@ -211,6 +222,7 @@ func (w *writer) saveState() error {
 		return fmt.Errorf("save ingest %q state: %w", w.ref, err)
 	}
 	w.saved = w.offset
+	w.hasState = true
 	return nil
 }
 
@@ -274,7 +286,12 @@ func (w *writer) Close() error {
 		return nil
 	}
 	w.done = true
-	err := w.saveState()
+	var err error
+	// An ingest that never reached a checkpoint has no state file: reopening it rehashes its
+	// data (less than one checkpoint interval), which is cheaper than saving a state each time.
+	if w.hasState || w.offset >= w.s.checkpoint {
+		err = w.saveState()
+	}
 	if cerr := w.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close ingest %q: %w", w.ref, cerr)
 	}

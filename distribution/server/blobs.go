@@ -229,8 +229,15 @@ func (g *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt route)
 		g.monolithic(w, r, rt, d)
 		return
 	}
+	// The session is the ingest itself: it exists from now until it is committed or cancelled,
+	// across restarts.
 	id := randomID()
-	if err := writeAtomic(g.uploadMarker(rt.name, id), nil); err != nil {
+	cw, err := g.store.Writer(context.WithoutCancel(r.Context()), g.uploadRef(rt.name, id))
+	if err != nil {
+		g.serverError(w, r, err)
+		return
+	}
+	if err := cw.Close(); err != nil {
 		g.serverError(w, r, err)
 		return
 	}
@@ -284,7 +291,7 @@ func (g *Registry) uploadError(w http.ResponseWriter, r *http.Request, err error
 
 // openUpload checks the session and opens its writer.
 func (g *Registry) openUpload(w http.ResponseWriter, r *http.Request, rt route) (content.Writer, bool) {
-	if _, err := os.Lstat(g.uploadMarker(rt.name, rt.ref)); err != nil {
+	if !g.store.IngestExists(g.uploadRef(rt.name, rt.ref)) {
 		errcode.Write(w, errcode.BlobUploadUnknown.Errorf("upload %s is unknown to repository %s", rt.ref, rt.name))
 		return nil, false
 	}
@@ -312,7 +319,6 @@ func (g *Registry) cancelUpload(w http.ResponseWriter, r *http.Request, rt route
 		return
 	}
 	cw.Cancel(r.Context())
-	os.Remove(g.uploadMarker(rt.name, rt.ref))
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -412,14 +418,12 @@ func (g *Registry) putUpload(w http.ResponseWriter, r *http.Request, rt route) {
 	}
 	// The upload is complete: commit it even if the client goes away meanwhile.
 	if err := cw.Commit(context.WithoutCancel(r.Context()), 0, d); err != nil {
-		os.Remove(g.uploadMarker(rt.name, rt.ref)) // a failed commit discards the upload
-		g.uploadError(w, r, err)
+		g.uploadError(w, r, err) // a failed commit discarded the upload
 		return
 	}
 	if err := g.linkBlob(rt.name, d, ""); err != nil {
 		g.serverError(w, r, err)
 		return
 	}
-	os.Remove(g.uploadMarker(rt.name, rt.ref))
 	blobCreated(w, rt.name, d)
 }

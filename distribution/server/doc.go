@@ -6,12 +6,11 @@
 // On disk, under the root:
 //
 //	blobs/<alg>/<hex>                          the global CAS (an OCI image-layout blob tree)
-//	uploads/                                   ingests of blob uploads (content/local Writers)
+//	uploads/                                   upload sessions: content/local ingests named <name>@<id>
 //	repositories/<name>/_blobs/<alg>/<hex>     hard link to the CAS blob: the blob is in <name>
 //	repositories/<name>/_manifests/<alg>/<hex> the manifest's media type (its bytes are in the CAS)
 //	repositories/<name>/_tags/<tag>            the digest the tag points at
 //	repositories/<name>/_referrers/<alg>/<hex>/<alg>-<hex>  a referrer's descriptor (JSON)
-//	repositories/<name>/_uploads/<id>          an upload session in progress
 //
 // Every file appears by an atomic rename or link, after the content it names is durable, so a
 // kill -9 at any moment leaves nothing half-written visible; uploads keep their hash state

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -42,10 +43,6 @@ func (g *Registry) referrersDir(name string, subject digest.Digest) string {
 	return filepath.Join(g.repos, name, "_referrers", subject.Algorithm().String(), subject.Encoded())
 }
 
-func (g *Registry) uploadMarker(name, id string) string {
-	return filepath.Join(g.repos, name, "_uploads", id)
-}
-
 // linkBlob makes the CAS blob d (or, with from set, the blob as linked in another repository)
 // visible in repository name: a hard link, so that HEAD and GET are one open or stat.
 func (g *Registry) linkBlob(name string, d digest.Digest, src string) error {
@@ -62,6 +59,9 @@ func (g *Registry) linkBlob(name string, d digest.Digest, src string) error {
 		switch {
 		case err == nil, errors.Is(err, unix.EEXIST):
 			return nil
+		case errors.Is(err, unix.EMLINK):
+			// The file system's hard-link limit (65000 on ext4): give this repository a copy.
+			return copyFile(src, dst)
 		case errors.Is(err, unix.ENOENT) && attempt == 0:
 			if _, serr := os.Lstat(src); serr != nil {
 				return fmt.Errorf("link blob %s into %s: %w", d, name, errdef.ErrNotFound)
@@ -73,6 +73,32 @@ func (g *Registry) linkBlob(name string, d digest.Digest, src string) error {
 			return fmt.Errorf("link blob %s into %s: %w", d, name, err)
 		}
 	}
+}
+
+// copyFile copies src to dst (a temporary file, fsync, rename).
+func copyFile(src, dst string) error {
+	in, err := os.OpenFile(src, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := filepath.Join(filepath.Dir(dst), ".tmp-"+randomID())
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	_, err = io.Copy(out, in)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
 }
 
 // statBlob returns the size of blob d in repository name (errdef.ErrNotFound when it is not
@@ -219,7 +245,7 @@ func referrerEntry(d digest.Digest) string {
 }
 
 // catalog lists the repositories under root in lexical order: a directory is a repository when
-// it holds one of the _blobs, _manifests, _tags or _uploads directories.
+// it holds one of the _blobs, _manifests or _tags directories.
 func (g *Registry) catalog() ([]string, error) {
 	var out []string
 	err := filepath.WalkDir(g.repos, func(p string, d fs.DirEntry, err error) error {

@@ -425,3 +425,18 @@ func TestTagUntagGC(t *testing.T) {
 		})
 	}
 }
+
+func TestCopyInterrupted(t *testing.T) {
+	f := newFixture(t)
+	dst := filepath.Join(t.TempDir(), "dst")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // as if SIGINT arrived before the copy finished
+	var out, errb strings.Builder
+	code := run(ctx, []string{"copy", "oci:" + f.dir + ":latest", "oci:" + dst + ":v1"}, &out, &errb)
+	if code != exitInterrupted {
+		t.Fatalf("exit %d, want %d (stderr %q)", code, exitInterrupted, errb.String())
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "index.json")); err == nil && strings.Contains(string(b), `"v1"`) {
+		t.Fatalf("an interrupted copy tagged the destination: %s", b)
+	}
+}

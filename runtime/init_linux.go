@@ -303,7 +303,7 @@ func prepareRootfs(cfg *initConfig) error {
 		}
 	}
 	// the process's cwd exists (runc creates it too)
-	if d, err := root.MkdirAllXDev(s.Process.Cwd, 0o755); err == nil {
+	if d, err := root.MkdirAllFollow(s.Process.Cwd, 0o755); err == nil {
 		d.Close()
 	}
 	return nil

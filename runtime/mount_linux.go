@@ -137,7 +137,7 @@ type mountCtx struct {
 // as a directory, or as an empty file when file is true.
 func (mc *mountCtx) openDest(dest string, file bool) (*os.File, error) {
 	if !file {
-		f, err := mc.root.MkdirAllXDev(dest, 0o755)
+		f, err := mc.root.MkdirAllFollow(dest, 0o755)
 		if err != nil {
 			return nil, fmt.Errorf("create mount point %s: %w", dest, err)
 		}
@@ -146,7 +146,7 @@ func (mc *mountCtx) openDest(dest string, file bool) (*os.File, error) {
 	if f, err := mc.root.OpenFileXDev(dest, unix.O_PATH, 0); err == nil {
 		return f, nil
 	}
-	d, err := mc.root.MkdirAllXDev(path.Dir(rootfs.Clean(dest)), 0o755)
+	d, err := mc.root.MkdirAllFollow(path.Dir(rootfs.Clean(dest)), 0o755)
 	if err != nil {
 		return nil, fmt.Errorf("create mount point %s: %w", dest, err)
 	}
@@ -370,7 +370,7 @@ func (mc *mountCtx) createDevices(s *specs.Spec, userNS bool) error {
 }
 
 func (mc *mountCtx) createDevice(d specs.LinuxDevice, userNS bool) error {
-	dir, err := mc.root.MkdirAllXDev(path.Dir(rootfs.Clean(d.Path)), 0o755)
+	dir, err := mc.root.MkdirAllFollow(path.Dir(rootfs.Clean(d.Path)), 0o755)
 	if err != nil {
 		return fmt.Errorf("create device %s: %w", d.Path, err)
 	}
@@ -428,7 +428,7 @@ func (mc *mountCtx) createDevice(d specs.LinuxDevice, userNS bool) error {
 
 // devSymlinks adds /dev/fd, stdin, stdout, stderr, ptmx (→ pts/ptmx) and core when absent.
 func (mc *mountCtx) devSymlinks() error {
-	dev, err := mc.root.MkdirAllXDev("/dev", 0o755)
+	dev, err := mc.root.MkdirAllFollow("/dev", 0o755)
 	if err != nil {
 		return err
 	}

@@ -259,7 +259,7 @@ func sizeWord(n, size int64) string {
 	return fmt.Sprint(n)
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 // copyHashed copies r to f and h, checking ctx between reads.
 func copyHashed(ctx context.Context, f *os.File, h hash.Hash, r io.Reader) (int64, error) {

@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 
@@ -297,5 +299,50 @@ func TestConcurrentBlobPush(t *testing.T) {
 	g.store.Walk(t.Context(), func(i content.Info) error { n++; return nil })
 	if n != 1 {
 		t.Fatalf("%d blobs in the store, want 1", n)
+	}
+}
+
+func TestDockerSchema2(t *testing.T) {
+	srv, _ := newTestServer(t)
+	base := srv.URL
+	config := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
+	cd := pushBlob(t, base, "d", config)
+	layer := []byte("not really a tar, the registry does not care")
+	ld := pushBlob(t, base, "d", layer)
+	man := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"%s","size":%d},"layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","digest":"%s","size":%d}]}`, cd, len(config), ld, len(layer))
+	const mt = "application/vnd.docker.distribution.manifest.v2+json"
+	if resp := do(t, "PUT", base+"/v2/d/manifests/v1", []byte(man), "Content-Type", mt); resp.StatusCode != 201 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("put docker manifest: %d %s", resp.StatusCode, b)
+	}
+	list := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[{"mediaType":"%s","digest":"%s","size":%d,"platform":{"architecture":"amd64","os":"linux"}}]}`, mt, digest.FromString(man), len(man))
+	const lmt = "application/vnd.docker.distribution.manifest.list.v2+json"
+	if resp := do(t, "PUT", base+"/v2/d/manifests/list", []byte(list), "Content-Type", lmt); resp.StatusCode != 201 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("put docker manifest list: %d %s", resp.StatusCode, b)
+	}
+	for ref, want := range map[string]string{"v1": mt, "list": lmt} {
+		if resp := do(t, "HEAD", base+"/v2/d/manifests/"+ref, nil); resp.StatusCode != 200 || resp.Header.Get("Content-Type") != want {
+			t.Fatalf("head %s: %d %q", ref, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	file := t.TempDir() + "/config.json"
+	if err := os.WriteFile(file, []byte(`{"addr":"127.0.0.1:6000","root":"/srv/reg","logLevel":"warn","shutdownTimeout":"3s"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("WHARF_REGISTRY_ROOT", "/env/root")
+	c, err := LoadConfig(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:6000" || c.Root != "/env/root" || c.LogLevel != "warn" || time.Duration(c.ShutdownTimeout) != 3*time.Second {
+		t.Fatalf("config %+v", c)
+	}
+	os.WriteFile(file, []byte(`{"adr":"x"}`), 0o644)
+	if _, err := LoadConfig(file); err == nil {
+		t.Fatalf("unknown key accepted")
 	}
 }

@@ -23,22 +23,23 @@ const (
 
 // initConfig is what the runtime sends its re-executed child over the sync socket.
 type initConfig struct {
-	Kind        string            `json:"kind"` // "init" or "exec"
-	ID          string            `json:"id"`
-	Spec        *specs.Spec       `json:"spec,omitempty"`
-	Process     *specs.Process    `json:"process"`
-	Bundle      string            `json:"bundle"`
-	Rootfs      string            `json:"rootfs"`
-	NoPivot     bool              `json:"no_pivot,omitempty"`
-	PreserveFds int               `json:"preserve_fds,omitempty"`
-	Cgroups     map[string]string `json:"cgroups,omitempty"`
-	FifoFd      int               `json:"fifo_fd,omitempty"`
-	ConsoleFd   int               `json:"console_fd,omitempty"`
-	MntnsFd     int               `json:"mntns_fd,omitempty"`
-	NewCgroupNS bool              `json:"new_cgroupns,omitempty"`
-	NewTimeNS   bool              `json:"new_timens,omitempty"`
-	UserNS      bool              `json:"userns,omitempty"`
-	UTSNS       bool              `json:"utsns,omitempty"`
+	Kind         string            `json:"kind"` // "init" or "exec"
+	ID           string            `json:"id"`
+	Spec         *specs.Spec       `json:"spec,omitempty"`
+	Process      *specs.Process    `json:"process"`
+	Bundle       string            `json:"bundle"`
+	Rootfs       string            `json:"rootfs"`
+	NoPivot      bool              `json:"no_pivot,omitempty"`
+	NoNewKeyring bool              `json:"no_new_keyring,omitempty"`
+	PreserveFds  int               `json:"preserve_fds,omitempty"`
+	Cgroups      map[string]string `json:"cgroups,omitempty"`
+	FifoFd       int               `json:"fifo_fd,omitempty"`
+	ConsoleFd    int               `json:"console_fd,omitempty"`
+	MntnsFd      int               `json:"mntns_fd,omitempty"`
+	NewCgroupNS  bool              `json:"new_cgroupns,omitempty"`
+	NewTimeNS    bool              `json:"new_timens,omitempty"`
+	UserNS       bool              `json:"userns,omitempty"`
+	UTSNS        bool              `json:"utsns,omitempty"`
 }
 
 // syncMsg is one message on the sync socket, in either direction.
@@ -110,6 +111,12 @@ func initContainer(cfg *initConfig, sock *os.File, dec *json.Decoder, enc *json.
 	if cfg.NewTimeNS {
 		if err := setupTimeNS(s.Linux.TimeOffsets); err != nil {
 			return err
+		}
+	}
+	if !cfg.NoNewKeyring {
+		// a session keyring of its own, named after the container (as runc)
+		if _, err := unix.KeyctlJoinSessionKeyring(cfg.ID); err != nil && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EACCES) {
+			return fmt.Errorf("join session keyring: %w", err)
 		}
 	}
 	if s.Process.OOMScoreAdj != nil {

@@ -143,8 +143,15 @@ func (rt *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	if err := createCgroups(paths); err != nil {
 		return c, err
 	}
+	if err := applyResources(paths, spec.Linux.Resources); err != nil {
+		return c, err
+	}
 	if err := unix.Mkfifo(filepath.Join(dir, fifoName), 0o622); err != nil {
 		return c, fmt.Errorf("create exec fifo: %w", err)
+	}
+	// the init opens it for writing, as the container's root (a mapped uid in a user namespace)
+	if err := os.Chown(filepath.Join(dir, fifoName), hostID(spec.Linux.UIDMappings, 0), hostID(spec.Linux.GIDMappings, 0)); err != nil {
+		return c, fmt.Errorf("chown exec fifo: %w", err)
 	}
 	fifo, err := os.OpenFile(filepath.Join(dir, fifoName), unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -153,7 +160,7 @@ func (rt *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	defer fifo.Close()
 
 	cfg := &initConfig{Kind: "init", ID: id, Spec: spec, Process: spec.Process, Bundle: bundle, Rootfs: rootfsPath,
-		NoPivot: o.NoPivot, PreserveFds: o.PreserveFds, Cgroups: paths}
+		NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, PreserveFds: o.PreserveFds, Cgroups: paths}
 	attr := &syscall.SysProcAttr{}
 	join := map[specs.LinuxNamespaceType]string{}
 	hasNS := map[specs.LinuxNamespaceType]bool{}
@@ -194,6 +201,9 @@ func (rt *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 			attr.GidMappings = append(attr.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
 		}
 		attr.GidMappingsEnableSetgroups = true
+		// become the namespace's root once the maps are written, so the init keeps its
+		// capabilities inside the new namespace across execve
+		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 
 	var extra []*os.File
@@ -303,6 +313,16 @@ func (c *Container) runCreateHooks() error {
 		return err
 	}
 	return runHooks("createRuntime", h.CreateRuntime, st)
+}
+
+// hostID maps id of the container to the host through a user namespace's mappings.
+func hostID(maps []specs.LinuxIDMapping, id uint32) int {
+	for _, m := range maps {
+		if id >= m.ContainerID && id-m.ContainerID < m.Size {
+			return int(m.HostID + id - m.ContainerID)
+		}
+	}
+	return int(id)
 }
 
 func ownerName() string {

@@ -505,3 +505,47 @@ func TestVersionAndFeatures(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestUserNamespace maps the container's root to an unprivileged host uid; /dev nodes are bind
+// mounts of the host's there (mknod is refused in a user namespace).
+func TestUserNamespace(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, nil, func(cfg map[string]any) {
+		linux := obj(cfg, "linux")
+		linux["namespaces"] = append(linux["namespaces"].([]any), map[string]any{"type": "user"})
+		m := []any{map[string]any{"containerID": 0, "hostID": 200000, "size": 65536}}
+		linux["uidMappings"], linux["gidMappings"] = m, m
+	}, "sh", "-c", "id -u; tr -s ' ' < /proc/self/uid_map; echo x > /dev/null && echo null-ok")
+	if out, err := exec.Command("chown", "-R", "200000:200000", filepath.Join(b, "rootfs")).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v %s", err, out)
+	}
+	// the mapped root must be able to reach the rootfs (t.TempDir makes 0700 directories)
+	for d := filepath.Dir(b); d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+	out := e.ok("run", "--bundle", b, "userns").stdout
+	if out != "0\n 0 200000 65536\nnull-ok\n" {
+		t.Fatalf("output %q", out)
+	}
+}
+
+// TestResources: memory, pids and cpu limits land in the container's cgroups, and a cgroup
+// namespace shows them at its root.
+func TestResources(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, nil, func(cfg map[string]any) {
+		linux := obj(cfg, "linux")
+		res := obj(linux, "resources")
+		res["memory"] = map[string]any{"limit": 67108864}
+		res["pids"] = map[string]any{"limit": 100}
+		res["cpu"] = map[string]any{"quota": 50000, "period": 100000}
+		linux["namespaces"] = append(linux["namespaces"].([]any), map[string]any{"type": "cgroup"})
+	}, "sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpu/cpu.cfs_quota_us; grep pids /proc/self/cgroup")
+	if _, err := os.Stat("/sys/fs/cgroup/memory/memory.limit_in_bytes"); err != nil {
+		t.Skip("not a cgroup v1 host")
+	}
+	out := e.ok("run", "--bundle", b, "res").stdout
+	if !strings.HasPrefix(out, "67108864\n100\n50000\n") || !strings.Contains(out, "pids:/\n") {
+		t.Fatalf("output %q", out)
+	}
+}

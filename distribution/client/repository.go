@@ -17,6 +17,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/wharfoci/wharf/content"
+	"github.com/wharfoci/wharf/distribution/errcode"
 	"github.com/wharfoci/wharf/distribution/reference"
 	"github.com/wharfoci/wharf/errdef"
 	"github.com/wharfoci/wharf/image"
@@ -108,7 +109,7 @@ func (r *Repository) Exists(ctx context.Context, d ocispec.Descriptor) (bool, er
 // errorOf is responseError for a response whose body is gone (HEAD).
 func errorOf(resp *http.Response) error {
 	resp.Body = io.NopCloser(strings.NewReader(""))
-	return responseError(resp, resp.Request.Method+" "+resp.Request.URL.Redacted())
+	return errcode.FromResponse(resp)
 }
 
 // Fetch reads d: a manifest (for manifest and index media types) or a blob. Blob downloads

@@ -236,6 +236,9 @@ func (r *Repository) Resolve(ctx context.Context, ref string) (ocispec.Descripto
 		return ocispec.Descriptor{}, fmt.Errorf("%s: %w", what, err)
 	}
 	drain(resp)
+	if resp.StatusCode == http.StatusNotFound {
+		return ocispec.Descriptor{}, fmt.Errorf("%s: manifest unknown: %w", what, errdef.ErrNotFound)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return ocispec.Descriptor{}, fmt.Errorf("%s: %w", what, errorOf(resp))
 	}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wharfoci/wharf/distribution/server"
+)
+
+// startServer runs wharf's registry in process and returns its host:port.
+func startServer(t *testing.T) string {
+	t.Helper()
+	reg, err := server.New(server.Config{Root: t.TempDir(), LogLevel: "error"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(reg)
+	t.Cleanup(func() { srv.Close(); reg.Close() })
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// isolateCredentials points every credentials file at an empty temporary home.
+func isolateCredentials(t *testing.T) string {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("DOCKER_CONFIG", filepath.Join(home, ".docker"))
+	t.Setenv("REGISTRY_AUTH_FILE", "")
+	t.Setenv("XDG_RUNTIME_DIR", home)
+	return home
+}
+
+func TestRegistryCommands(t *testing.T) {
+	isolateCredentials(t)
+	f := newFixture(t)
+	host := startServer(t)
+	remote := "docker://" + host + "/cli/img"
+	out := t.TempDir()
+	steps := []struct {
+		name string
+		args []string
+		code int
+		want string // in stdout, or stderr for errors
+	}{
+		{"push", []string{"copy", "-q", "oci:" + f.dir + ":latest", remote + ":v1"}, 0, ""},
+		{"push index", []string{"copy", "-q", "--all", "oci:" + f.dir + ":multi", remote + ":multi"}, 0, ""},
+		{"push converted to docker", []string{"copy", "--format", "v2s2", "oci:" + f.dir + ":latest", remote + ":docker"}, 0, ""},
+		{"pull", []string{"copy", "-q", remote + ":v1", "oci:" + out + "/a:v1"}, 0, ""},
+		{"pull by digest", []string{"copy", "-q", remote + "@" + f.manifest.Digest.String(), "oci:" + out + "/b:x"}, 0, ""},
+		{"registry to registry", []string{"copy", "-q", "--all", remote + ":multi", "docker://" + host + "/cli/other:m"}, 0, ""},
+		{"inspect", []string{"inspect", remote + ":v1"}, 0, f.manifest.Digest.String()},
+		{"inspect raw", []string{"inspect", "--raw", remote + ":multi"}, 0, "application/vnd.oci.image.index.v1+json"},
+		{"inspect docker format", []string{"inspect", "--raw", remote + ":docker"}, 0, "application/vnd.docker.distribution.manifest.v2+json"},
+		{"tags", []string{"tags", remote}, 0, "docker\nmulti\nv1\n"},
+		{"tags json", []string{"tags", "--json", "--page-size", "1", remote}, 0, `"multi"`},
+		{"missing tag", []string{"inspect", remote + ":nope"}, 3, "not found"},
+		{"delete", []string{"delete", remote + ":docker"}, 0, ""},
+		{"deleted", []string{"inspect", remote + ":docker"}, 3, "not found"},
+		{"tags of a layout", []string{"tags", "oci:" + f.dir}, 2, "registry"},
+		{"bad name", []string{"copy", "docker://localhost/Busybox", "oci:" + out + "/c"}, 2, "lower case"},
+		{"layout-only command", []string{"validate", remote + ":v1"}, 1, "layouts and archives only"},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			code, stdout, stderr := wharfRun(t, s.args...)
+			if code != s.code {
+				t.Fatalf("wharf %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(s.args, " "), code, s.code, stdout, stderr)
+			}
+			got := stdout
+			if s.code != 0 {
+				got = stderr
+			}
+			if !strings.Contains(got, s.want) {
+				t.Fatalf("wharf %s: output %q does not contain %q", strings.Join(s.args, " "), got, s.want)
+			}
+		})
+	}
+	var insp struct{ Digest string }
+	json.Unmarshal([]byte(mustRun(t, "inspect", "oci:"+out+"/a:v1")), &insp)
+	if insp.Digest != f.manifest.Digest.String() {
+		t.Fatalf("pulled %s, want %s", insp.Digest, f.manifest.Digest)
+	}
+}
+
+func TestLoginLogout(t *testing.T) {
+	home := isolateCredentials(t)
+	host := startServer(t) // anonymous: any credentials pass the ping
+	mustRun(t, "login", "-u", "me", "-p", "pw", host)
+	b, err := os.ReadFile(filepath.Join(home, ".docker", "config.json"))
+	if err != nil || !strings.Contains(string(b), host) {
+		t.Fatalf("config.json after login: %s, %v", b, err)
+	}
+	mustRun(t, "logout", host)
+	code, _, stderr := wharfRun(t, "logout", host)
+	assertOneLineError(t, code, stderr, 3, "not found")
+}

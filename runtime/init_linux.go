@@ -276,10 +276,13 @@ func setupTimeNS(off map[string]specs.LinuxTimeOffset) error {
 // prepareRootfs sets up the mounts of the new mount namespace, before pivot_root.
 func prepareRootfs(cfg *initConfig) error {
 	s := cfg.Spec
+	// private or slave now; shared and unbindable are applied to the new root after pivot_root
+	// (an unbindable tree could not be bind-mounted, a shared one could not be pivoted)
 	prop := uintptr(unix.MS_SLAVE | unix.MS_REC)
-	if s.Linux != nil && s.Linux.RootfsPropagation != "" {
-		if f, ok := propagationFlags[s.Linux.RootfsPropagation]; ok && f&(unix.MS_SHARED) == 0 {
-			prop = f | unix.MS_REC
+	if s.Linux != nil {
+		switch s.Linux.RootfsPropagation {
+		case "private", "rprivate":
+			prop = unix.MS_PRIVATE | unix.MS_REC
 		}
 	}
 	if err := unix.Mount("", "/", "", prop, ""); err != nil {
@@ -323,18 +326,22 @@ func finishRootfs(cfg *initConfig) error {
 	if s.Linux == nil {
 		return nil
 	}
-	if p := s.Linux.RootfsPropagation; p != "" {
-		if err := unix.Mount("", "/", "", propagationFlags[p], ""); err != nil {
-			return fmt.Errorf("set rootfs propagation %s: %w", p, err)
-		}
-	}
 	if err := writeSysctls(s.Linux.Sysctl); err != nil {
 		return err
 	}
 	if err := readonlyPaths(s.Linux.ReadonlyPaths); err != nil {
 		return err
 	}
-	return maskPaths(s.Linux.MaskedPaths)
+	if err := maskPaths(s.Linux.MaskedPaths); err != nil {
+		return err
+	}
+	// last: an unbindable root would refuse the bind mounts above
+	if p := s.Linux.RootfsPropagation; p != "" {
+		if err := unix.Mount("", "/", "", propagationFlags[p], ""); err != nil {
+			return fmt.Errorf("set rootfs propagation %s: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // execProcess is the child of `exec`: the runtime already joined the container's other

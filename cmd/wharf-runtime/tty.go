@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -61,9 +62,16 @@ func (t *ttyRelay) resize() {
 	}
 }
 
-// drain waits for the output still buffered in the pty (it ends with EIO once every slave is
-// closed).
-func (t *ttyRelay) drain() { t.out.Wait() }
+// drain waits for the output still buffered in the pty (the copy ends with EIO once every
+// slave is closed); a background process that keeps the slave open is not waited for long.
+func (t *ttyRelay) drain() {
+	done := make(chan struct{})
+	go func() { t.out.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(500 * time.Millisecond):
+	}
+}
 
 func (t *ttyRelay) close() {
 	if t.oldState != nil {

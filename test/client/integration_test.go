@@ -27,6 +27,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/wharfoci/wharf/distribution/client"
+	imagecopy "github.com/wharfoci/wharf/image/copy"
 	"github.com/wharfoci/wharf/image/layout"
 )
 
@@ -400,4 +402,35 @@ func TestResumeAfterDroppedConnection(t *testing.T) {
 		t.Fatalf("pulled %s, want %s", got, want)
 	}
 	run(t, nil, w, "validate", "oci:"+dst+":v1")
+}
+
+// docker-registry 2.8 has no referrers API: a referrer pushed there is listed through the
+// fallback tag schema (sha256-<hex>), which the client maintains, and --referrers copies it back.
+func TestReferrersFallbackTag(t *testing.T) {
+	host := startDistribution(t)
+	ctx := context.Background()
+	src, root := buildImage(t)
+	repo := newRepo(t, host, "fallback/img", client.Options{})
+	if _, err := imagecopy.Copy(ctx, src, "latest", repo, "v1", imagecopy.Options{AllPlatforms: true, Referrers: true}); err != nil {
+		t.Fatal(err)
+	}
+	tagged, err := repo.Resolve(ctx, client.FallbackTag(root))
+	if err != nil || tagged.MediaType != "application/vnd.oci.image.index.v1+json" {
+		t.Fatalf("fallback tag %s: %+v, %v", client.FallbackTag(root), tagged, err)
+	}
+	refs, err := repo.Referrers(ctx, root, "application/vnd.example.sig")
+	if err != nil || len(refs) != 1 {
+		t.Fatalf("referrers = %v, %v", refs, err)
+	}
+	dst, err := layout.Init(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	if _, err := imagecopy.Copy(ctx, repo, "v1", dst, "latest", imagecopy.Options{AllPlatforms: true, Referrers: true}); err != nil {
+		t.Fatal(err)
+	}
+	if lrefs, err := dst.Referrers(ctx, root, ""); err != nil || len(lrefs) != 1 {
+		t.Fatalf("referrers copied back = %v, %v", lrefs, err)
+	}
 }

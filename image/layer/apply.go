@@ -35,6 +35,7 @@ const (
 )
 
 type dirMeta struct {
+	applied      bool
 	path         string
 	uid, gid     int
 	mode         uint32
@@ -49,11 +50,10 @@ type applier struct {
 	lim     Limits
 	pipe    *pipe
 	marks   map[string]uint8
-	dirs    []dirMeta
-	dirIdx  map[string]int
-	pdir    string
-	pfd     int
-	psetgid bool
+	dirs    map[string]*dirMeta // directory attributes to apply once the children are in place
+	stack   []openDir           // the open directories from the root to the last parent used
+	deep    openDir             // a parent too deep for the stack (fd -1 when none)
+	psetgid bool                // the last parent has S_ISGID (new files inherit its group)
 	euid    int
 	egid    int
 	umask   uint32
@@ -77,11 +77,11 @@ func Apply(ctx context.Context, root *rootfs.Root, r io.Reader, mediaType string
 	defer p.close()
 	a := &applier{
 		ctx: ctx, root: root, opts: opts, lim: lim, pipe: p,
-		marks: make(map[string]uint8), dirIdx: make(map[string]int),
-		pfd: -1, euid: os.Geteuid(), egid: os.Getegid(), umask: currentUmask(),
+		marks: make(map[string]uint8), dirs: make(map[string]*dirMeta),
+		deep: openDir{fd: -1}, euid: os.Geteuid(), egid: os.Getegid(), umask: currentUmask(),
 		buf: make([]byte, 1<<20),
 	}
-	defer a.closeParent()
+	defer a.flush()
 	tr := tar.NewReader(p)
 	for {
 		if a.entries&63 == 0 {
@@ -205,7 +205,11 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		if err := a.create(pfd, base, true, func() error { return unix.Mkdirat(pfd, base, uint32(hdr.Mode)&0777|0700) }); err != nil {
 			return err
 		}
-		return a.deferDir(p, hdr)
+		if err := a.deferDir(p, hdr); err != nil {
+			return err
+		}
+		a.pushCreated(pfd, p, base) // its children most likely come next
+		return nil
 	case tar.TypeSymlink:
 		if err := a.create(pfd, base, false, func() error { return unix.Symlinkat(hdr.Linkname, pfd, base) }); err != nil {
 			return err
@@ -275,20 +279,163 @@ func (a *applier) mark(p string) {
 	}
 }
 
-func (a *applier) closeParent() {
-	if a.pfd >= 0 {
-		unix.Close(a.pfd)
-		a.pfd, a.pdir = -1, ""
+// openDir is one directory of the parent stack.
+type openDir struct {
+	path   string
+	fd     int // O_RDONLY|O_DIRECTORY
+	setgid bool
+}
+
+// maxStack bounds the descriptors the parent stack holds; deeper parents are opened per entry.
+const maxStack = 256
+
+func under(p, dir string) bool {
+	return dir == "." || p == dir || strings.HasPrefix(p, dir) && p[len(dir)] == '/'
+}
+
+// pop closes the top of the stack, applying its attributes if this layer set them.
+func (a *applier) pop() error {
+	d := a.stack[len(a.stack)-1]
+	a.stack = a.stack[:len(a.stack)-1]
+	var err error
+	if m := a.dirs[d.path]; m != nil && !m.applied {
+		if err = a.dirAttrs(d.fd, m); err != nil {
+			err = fmt.Errorf("apply %q: %w", d.path, err)
+		}
+		m.applied = true
+	}
+	unix.Close(d.fd)
+	return err
+}
+
+// flush pops the whole stack (before anything that may remove a directory on it).
+func (a *applier) flush() error {
+	if a.deep.fd >= 0 {
+		unix.Close(a.deep.fd)
+		a.deep = openDir{fd: -1}
+	}
+	var first error
+	for len(a.stack) > 0 {
+		if err := a.pop(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// touched marks dir as changed after its attributes were applied.
+func (a *applier) touched(dir string) {
+	if m := a.dirs[dir]; m != nil {
+		m.applied = false
 	}
 }
 
-// parent returns an O_PATH descriptor of dir inside the root, creating missing directories
-// (0755, owned by the applier). The last one is cached: entries of a directory come together.
+// parent returns a descriptor of dir inside the root, creating missing directories (0755,
+// owned by the applier). Open directories from the root down to the last parent are kept on a
+// stack, so that the entries of a tree in archive order cost one openat per directory: each
+// step is an openat(O_NOFOLLOW) relative to the directory above, and only a symlink on the way
+// falls back to openat2(RESOLVE_IN_ROOT) of the whole path.
 func (a *applier) parent(dir string) (int, error) {
-	if a.pfd >= 0 && a.pdir == dir {
-		return a.pfd, nil
+	if strings.Count(dir, "/")+2 > maxStack {
+		return a.deepParent(dir)
 	}
-	a.closeParent()
+	if len(a.stack) == 0 {
+		fd, err := a.root.OpenFD(".", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		if err != nil {
+			return -1, fmt.Errorf("open root: %w", err)
+		}
+		var st unix.Stat_t
+		unix.Fstat(fd, &st)
+		a.stack = append(a.stack, openDir{path: ".", fd: fd, setgid: st.Mode&unix.S_ISGID != 0})
+	}
+	for !under(dir, a.stack[len(a.stack)-1].path) {
+		if err := a.pop(); err != nil {
+			return -1, err
+		}
+	}
+	for {
+		top := &a.stack[len(a.stack)-1]
+		if top.path == dir {
+			a.touched(dir)
+			a.psetgid = top.setgid
+			return top.fd, nil
+		}
+		rest := dir
+		if top.path != "." {
+			rest = dir[len(top.path)+1:]
+		}
+		c, _, _ := strings.Cut(rest, "/")
+		next := c
+		if top.path != "." {
+			next = top.path + "/" + c
+		}
+		created := false
+		fd, err := unix.Openat(top.fd, c, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.ENOENT) {
+			if merr := unix.Mkdirat(top.fd, c, 0755); merr != nil && !errors.Is(merr, unix.EEXIST) {
+				return -1, fmt.Errorf("create parent directory %s: %w", next, merr)
+			}
+			created = true
+			fd, err = unix.Openat(top.fd, c, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		}
+		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ENOENT) {
+			// a symlink (or something that is not a directory): resolve the whole path inside
+			// the root, creating what a dangling symlink names.
+			created = false
+			fd, err = a.root.OpenFD(next, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+			if err != nil && errors.Is(err, unix.ENOENT) {
+				var pfd int
+				if pfd, err = a.root.MkdirAllFD(next, 0755); err == nil {
+					unix.Close(pfd)
+					fd, err = a.root.OpenFD(next, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+				}
+			}
+		}
+		if err != nil {
+			return -1, fmt.Errorf("open parent directory %s: %w", next, err)
+		}
+		setgid := top.setgid
+		if !created {
+			var st unix.Stat_t
+			if err := unix.Fstat(fd, &st); err != nil {
+				unix.Close(fd)
+				return -1, err
+			}
+			setgid = st.Mode&unix.S_ISGID != 0
+		}
+		a.touched(top.path)
+		a.stack = append(a.stack, openDir{path: next, fd: fd, setgid: setgid})
+	}
+}
+
+// pushCreated puts the directory base just created (or kept) in the top of the stack pfd on
+// the stack, saving the lookup its first child would make. Failure only skips the shortcut.
+func (a *applier) pushCreated(pfd int, p, base string) {
+	if len(a.stack) == 0 || a.stack[len(a.stack)-1].fd != pfd || len(a.stack) >= maxStack-1 {
+		return
+	}
+	fd, err := unix.Openat(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil {
+		unix.Close(fd)
+		return
+	}
+	a.stack = append(a.stack, openDir{path: p, fd: fd, setgid: st.Mode&unix.S_ISGID != 0})
+}
+
+// deepParent opens a parent too deep for the stack on its own (openat2 RESOLVE_IN_ROOT).
+func (a *applier) deepParent(dir string) (int, error) {
+	if a.deep.fd >= 0 && a.deep.path == dir {
+		a.psetgid = a.deep.setgid
+		return a.deep.fd, nil
+	}
+	if a.deep.fd >= 0 {
+		unix.Close(a.deep.fd)
+		a.deep = openDir{fd: -1}
+	}
 	fd, err := a.root.OpenFD(dir, unix.O_PATH|unix.O_DIRECTORY, 0)
 	if err != nil && errors.Is(err, unix.ENOENT) {
 		fd, err = a.root.MkdirAllFD(dir, 0755)
@@ -301,7 +448,8 @@ func (a *applier) parent(dir string) (int, error) {
 		unix.Close(fd)
 		return -1, err
 	}
-	a.pfd, a.pdir, a.psetgid = fd, dir, st.Mode&unix.S_ISGID != 0
+	a.deep = openDir{path: dir, fd: fd, setgid: st.Mode&unix.S_ISGID != 0}
+	a.psetgid = a.deep.setgid
 	return fd, nil
 }
 
@@ -545,27 +693,36 @@ func (a *applier) deferDir(p string, hdr *tar.Header) error {
 		return err
 	}
 	ts := timespecs(hdr)
-	m := dirMeta{path: p, uid: uid, gid: gid, mode: uint32(hdr.Mode) & 07777, atime: ts[0], mtime: ts[1], xattrs: xattrsOf(hdr)}
-	if i, ok := a.dirIdx[p]; ok {
-		a.dirs[i] = m
-		return nil
-	}
-	a.dirIdx[p] = len(a.dirs)
-	a.dirs = append(a.dirs, m)
+	a.dirs[p] = &dirMeta{path: p, uid: uid, gid: gid, mode: uint32(hdr.Mode) & 07777, atime: ts[0], mtime: ts[1], xattrs: xattrsOf(hdr)}
 	return nil
 }
 
-// finishDirs applies directory attributes, deepest first, once every child is in place.
+// finishDirs applies directory attributes, deepest first, once every child is in place: those
+// of the directories on the stack as it unwinds, then those of directories never used as a
+// parent or changed after their attributes were applied.
 func (a *applier) finishDirs() error {
-	a.closeParent()
+	if err := a.flush(); err != nil {
+		return err
+	}
+	var rest []*dirMeta
+	for _, m := range a.dirs {
+		if !m.applied {
+			rest = append(rest, m)
+		}
+	}
 	depth := func(p string) int {
 		if p == "." {
 			return -1
 		}
 		return strings.Count(p, "/")
 	}
-	sort.SliceStable(a.dirs, func(i, j int) bool { return depth(a.dirs[i].path) > depth(a.dirs[j].path) })
-	for _, d := range a.dirs {
+	sort.Slice(rest, func(i, j int) bool {
+		if di, dj := depth(rest[i].path), depth(rest[j].path); di != dj {
+			return di > dj
+		}
+		return rest[i].path < rest[j].path
+	})
+	for _, d := range rest {
 		fd, err := a.root.OpenFD(d.path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
 		if err != nil {
 			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
@@ -578,11 +735,12 @@ func (a *applier) finishDirs() error {
 		if err != nil {
 			return fmt.Errorf("apply %q: %w", d.path, err)
 		}
+		d.applied = true
 	}
 	return nil
 }
 
-func (a *applier) dirAttrs(fd int, d dirMeta) error {
+func (a *applier) dirAttrs(fd int, d *dirMeta) error {
 	if err := unix.Fchown(fd, d.uid, d.gid); err != nil {
 		return fmt.Errorf("chown: %w", err)
 	}
@@ -601,7 +759,10 @@ func (a *applier) dirAttrs(fd int, d dirMeta) error {
 
 // whiteout removes dir/target as lower layers left it.
 func (a *applier) whiteout(dir, target string) error {
-	a.closeParent()
+	if err := a.flush(); err != nil {
+		return err
+	}
+	a.touched(dir)
 	fd, err := a.root.OpenFD(dir, unix.O_PATH|unix.O_DIRECTORY, 0)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
@@ -616,7 +777,10 @@ func (a *applier) whiteout(dir, target string) error {
 // opaque removes every child of dir that lower layers put there, as if the opaque whiteout
 // came first in the layer.
 func (a *applier) opaque(dir string) error {
-	a.closeParent()
+	if err := a.flush(); err != nil {
+		return err
+	}
+	a.touched(dir)
 	fd, err := a.root.OpenFD(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
@@ -673,19 +837,26 @@ func (a *applier) prune(pfd int, name, p string) error {
 	return nil
 }
 
-// readNames lists a directory opened for reading (without "." and "..").
+// readNames lists a directory opened for reading (without "." and ".."), from its start.
 func readNames(fd int) ([]string, error) {
-	dup, err := unix.Dup(fd)
-	if err != nil {
-		return nil, err
-	}
-	f := os.NewFile(uintptr(dup), "dir")
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
+	if _, err := unix.Seek(fd, 0, 0); err != nil {
 		return nil, fmt.Errorf("read directory: %w", err)
 	}
-	return names, nil
+	buf := make([]byte, 32<<10)
+	var names []string
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read directory: %w", err)
+		}
+		if n <= 0 {
+			return names, nil
+		}
+		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+	}
 }
 
 // removeAllAt removes name in dirfd and, if it is a directory, everything below it, never

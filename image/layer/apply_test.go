@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,6 +96,9 @@ func TestApplySemantics(t *testing.T) {
 		{"implicit parents", [][]ent{
 			{file("a/b/c/d", "deep")},
 		}, map[string]string{"a/b/c": "dir", "a/b/c/d": "file:deep"}},
+		{"deeper than the parent stack", [][]ent{
+			{file(strings.Repeat("d/", 300)+"deep", "deep"), file(strings.Repeat("d/", 300)+"deep2", "2"), file("d/shallow", "s")},
+		}, map[string]string{strings.Repeat("d/", 300) + "deep": "file:deep", strings.Repeat("d/", 300) + "deep2": "file:2", "d/shallow": "file:s"}},
 		{"parent through symlink stays inside", [][]ent{
 			{dir("usr/"), dir("usr/lib/"), ent{name: "lib", typ: tar.TypeSymlink, link: "/usr/lib"}, file("lib/x", "x")},
 		}, map[string]string{"usr/lib/x": "file:x", "lib": "link:/usr/lib"}},
@@ -131,6 +135,11 @@ func TestApplyAttributes(t *testing.T) {
 		{name: "ro/sg", body: "x", mode: 02711, uid: 5, gid: 6, mtime: m2},
 		{name: "sticky/", typ: tar.TypeDir, mode: 01777, mtime: m1},
 		{name: "ro/link", typ: tar.TypeSymlink, link: "file", uid: 3, gid: 4, mtime: m2},
+		{name: "back/", typ: tar.TypeDir, mode: 0750, mtime: m1},
+		{name: "other/x", body: "x"},
+		{name: "back/later", body: "x"}, // back to a directory already left
+		{name: "late/child", body: "x"}, // children before their directory entry
+		{name: "late/", typ: tar.TypeDir, mode: 0700, uid: 9, gid: 9, mtime: m1},
 		{name: "x", body: "x", pax: map[string]string{"SCHILY.xattr.user.wharf": "yes", "SCHILY.xattr.trusted.overlay.opaque": "y", "SCHILY.xattr.security.capability": string([]byte{1, 0, 0, 2, 0, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})}},
 	}
 	if err := applyTars(t, root, [][]ent{layer}, Options{}); err != nil {
@@ -156,6 +165,8 @@ func TestApplyAttributes(t *testing.T) {
 	check("ro/file", 04755, 1000, 1001, m2)
 	check("ro/sg", 02711, 5, 6, m2)
 	check("sticky", 01777, 0, 0, m1)
+	check("back", 0750, 0, 0, m1)
+	check("late", 0700, 9, 9, m1)
 	check("ro/link", 0, 3, 4, m2) // symlink owner and mtime, not the target's
 	buf := make([]byte, 64)
 	if n, err := unix.Lgetxattr(filepath.Join(root, "x"), "user.wharf", buf); err != nil || string(buf[:n]) != "yes" {

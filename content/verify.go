@@ -93,6 +93,14 @@ func NewVerifyReader(r io.Reader, d ocispec.Descriptor) io.Reader {
 	return &verifyReader{r: r, h: d.Digest.Algorithm().Hash(), expected: d, left: d.Size}
 }
 
+// Verifies reports whether r came from NewVerifyReader for d's digest and size (and was not
+// wrapped since): reading it to EOF already proves the content. Pushers that hash to verify
+// use it to avoid hashing every byte twice.
+func Verifies(r io.Reader, d ocispec.Descriptor) bool {
+	v, ok := r.(*verifyReader)
+	return ok && v.expected.Digest == d.Digest && v.expected.Size == d.Size && v.left == d.Size
+}
+
 func (v *verifyReader) Read(p []byte) (int, error) {
 	if v.err != nil {
 		return 0, v.err

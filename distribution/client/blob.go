@@ -224,7 +224,10 @@ func (h *holdback) Read(p []byte) (int, error) {
 // (monolithic) or PATCHes of ChunkSize bytes and an empty PUT (chunked).
 func (r *Repository) pushBlob(ctx context.Context, d ocispec.Descriptor, rd io.Reader) error {
 	what := fmt.Sprintf("push blob %s@%s", r, d.Digest)
-	hb := &holdback{v: content.NewVerifyReader(rd, d), left: d.Size}
+	if !content.Verifies(rd, d) { // image/copy hands over verified readers already
+		rd = content.NewVerifyReader(rd, d)
+	}
+	hb := &holdback{v: rd, left: d.Size}
 	if d.Size == 0 {
 		if _, err := hb.Read(nil); err != nil && err != io.EOF {
 			return fmt.Errorf("%s: %w", what, err)

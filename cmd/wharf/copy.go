@@ -29,7 +29,7 @@ func newCopyCmd(opts *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "copy SRC DST",
 		Aliases: []string{"cp"},
-		Short:   "Copy an image between layouts and archives",
+		Short:   "Copy an image between layouts, archives and registries",
 		Long: `Copy the image SRC names, and everything it references, to DST, then name it there. Blobs
 DST already holds are skipped; every byte is verified against its digest and size before DST
 keeps it, and the tag is written last, so an interrupted or failed copy never leaves a tag
@@ -44,7 +44,10 @@ A line is printed on stderr for each blob copied or skipped (none with --quiet o
 		Example: `  wharf copy oci:./busybox:latest oci:./mirror:v1
   wharf copy --all oci:./multi:latest oci-archive:./multi.tar:latest
   wharf copy --platform linux/arm64 oci:./multi:latest oci:./arm64
-  wharf copy oci-archive:./busybox.tar oci:./unpacked:latest`,
+  wharf copy oci-archive:./busybox.tar oci:./unpacked:latest
+  wharf copy oci:./busybox:latest docker://localhost:5000/busybox:v1
+  wharf copy --all docker://registry.example/app:v2 docker://localhost:5000/app:v2
+  wharf copy --format v2s2 oci:./busybox:latest docker://localhost:5000/busybox:docker`,
 		Args: exactArgs(2),
 	}
 	platform := platformFlag(cmd, "copy this platform's manifest of an index (os/arch[/variant]; default: this machine's)")

@@ -27,6 +27,9 @@ Image names (as skopeo's; the path ends at the first ':'):
   oci:DIR[:TAG|@DIGEST]           an OCI image layout directory; without TAG or DIGEST the
                                   layout must hold exactly one image
   oci-archive:FILE[:TAG|@DIGEST]  a tar archive of an OCI image layout
+  docker://[HOST[:PORT]/]REPO[:TAG|@DIGEST]
+                                  a registry repository (copy, inspect, tags, delete);
+                                  docker's defaults: busybox is docker.io/library/busybox:latest
 
 Exit codes:
   0    success

@@ -155,11 +155,11 @@ func versionText() string {
 }
 
 func commit() string {
-	if c := strings.TrimSpace(buildCommit); c != "" {
+	if c := strings.TrimSpace(version); c != "" {
 		return c
 	}
 	return "unknown"
 }
 
-// buildCommit may be set with -ldflags "-X main.buildCommit=…".
-var buildCommit = ""
+// version is the source revision, set by `make build` (-ldflags "-X main.version=…").
+var version = ""

@@ -226,6 +226,21 @@ func TestRoundTripRegistries(t *testing.T) {
 					}
 				})
 			}
+			t.Run("chunked upload and cross-repository mount", func(t *testing.T) {
+				src := testImage(t, "bookworm")
+				want := rootDigest(t, src, "latest")
+				remote := "docker://" + host + "/wharf/chunked:latest"
+				run(t, nil, w, "copy", "-q", "--chunk-size", "5000000", "oci:"+src+":latest", remote)
+				out := run(t, nil, w, "copy", remote, "docker://"+host+"/wharf/mounted:latest")
+				if !strings.Contains(out, "mounted layer") || strings.Contains(out, "copied  layer") {
+					t.Fatalf("registry-to-registry copy on one registry did not mount every layer:\n%s", out)
+				}
+				dst := filepath.Join(t.TempDir(), "out")
+				run(t, nil, w, "copy", "-q", "docker://"+host+"/wharf/mounted:latest", "oci:"+dst+":latest")
+				if got := rootDigest(t, dst, "latest"); got != want {
+					t.Fatalf("chunked, mounted and pulled: %s, want %s", got, want)
+				}
+			})
 			t.Run("tags and delete", func(t *testing.T) {
 				src := testImage(t, "busybox")
 				for _, tag := range []string{"a", "b", "c"} {

@@ -29,8 +29,9 @@ const DefaultChunkSize = 16 << 20
 // Options configure a Client. The zero value talks HTTPS with the system roots to every host
 // but localhost, anonymously, uploads monolithically and retries 4 times.
 type Options struct {
-	// PlainHTTP speaks plain HTTP to every host. Loopback hosts (localhost, 127.0.0.0/8, ::1)
-	// and PlainHTTPHosts always get plain HTTP.
+	// PlainHTTP speaks plain HTTP to every host. PlainHTTPHosts always get plain HTTP;
+	// loopback hosts (localhost, 127.0.0.0/8, ::1) get HTTPS when they speak it, else plain
+	// HTTP, as docker does.
 	PlainHTTP bool
 	// PlainHTTPHosts are hosts ("host:port" as written in references) spoken to over HTTP.
 	PlainHTTPHosts []string
@@ -153,7 +154,7 @@ func (c *Client) scheme(host string) string {
 	if ok {
 		return s
 	}
-	if c.opts.PlainHTTP || isLoopback(host) {
+	if c.opts.PlainHTTP {
 		return "http"
 	}
 	for _, h := range c.opts.PlainHTTPHosts {
@@ -162,6 +163,12 @@ func (c *Client) scheme(host string) string {
 		}
 	}
 	return "https"
+}
+
+// notTLS reports whether a TLS connection failed because the server speaks plain HTTP.
+func notTLS(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "server gave HTTP response to HTTPS client") || strings.Contains(s, "first record does not look like a TLS handshake")
 }
 
 func isLoopback(host string) bool {
@@ -239,7 +246,7 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 			if ctx.Err() != nil {
 				return nil, context.Cause(ctx)
 			}
-			if c.opts.Insecure && scheme == "https" && strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
+			if (c.opts.Insecure || isLoopback(r.host)) && scheme == "https" && notTLS(err) {
 				c.mu.Lock()
 				c.schemes[r.host] = "http"
 				c.mu.Unlock()

@@ -495,3 +495,43 @@ func TestPushNeverCommitsBadContent(t *testing.T) {
 		}
 	}
 }
+
+// TLS: a registry with a private CA is trusted with CACertFile, refused without it, and
+// reached anyway with Insecure; a loopback registry without TLS is reached over plain HTTP.
+func TestTLS(t *testing.T) {
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
+	defer tlsSrv.Close()
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
+	defer plain.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	var pemBuf bytes.Buffer
+	pemBuf.WriteString("-----BEGIN CERTIFICATE-----\n")
+	enc := base64.StdEncoding.EncodeToString(tlsSrv.Certificate().Raw)
+	for len(enc) > 64 {
+		pemBuf.WriteString(enc[:64] + "\n")
+		enc = enc[64:]
+	}
+	pemBuf.WriteString(enc + "\n-----END CERTIFICATE-----\n")
+	os.WriteFile(ca, pemBuf.Bytes(), 0o644)
+	for _, tc := range []struct {
+		name string
+		host string
+		opts Options
+		ok   bool
+	}{
+		{"cacert", hostOf2(tlsSrv), Options{CACertFile: ca}, true},
+		{"unknown authority", hostOf2(tlsSrv), Options{}, false},
+		{"insecure", hostOf2(tlsSrv), Options{Insecure: true}, true},
+		{"plain loopback", hostOf(plain), Options{}, true},
+		{"plain forced", hostOf(plain), Options{PlainHTTP: true}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := testClient(t, tc.opts).Ping(context.Background(), tc.host)
+			if (err == nil) != tc.ok {
+				t.Fatalf("ping: %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
+
+func hostOf2(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "https://") }

@@ -101,17 +101,29 @@ func (rt *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	if err := os.MkdirAll(rt.Root, 0o700); err != nil {
 		return nil, fmt.Errorf("create state root %s: %w", rt.Root, err)
 	}
+	// the directory appears under its name already locked (made and locked under a name no id
+	// can have, then renamed without replacing): no other command sees it unlocked and empty
 	dir := rt.containerDir(id)
-	if err := os.Mkdir(dir, 0o711); err != nil {
-		if errors.Is(err, os.ErrExist) {
+	tmp, err := os.MkdirTemp(rt.Root, ".creating:"+id+":")
+	if err != nil {
+		return nil, fmt.Errorf("create state of container %s: %w", id, err)
+	}
+	if err := os.Chmod(tmp, 0o711); err != nil {
+		os.Remove(tmp)
+		return nil, fmt.Errorf("create state of container %s: %w", id, err)
+	}
+	lk, err := lockDir(tmp)
+	if err != nil {
+		os.Remove(tmp)
+		return nil, fmt.Errorf("lock container %s: %w", id, err)
+	}
+	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, dir, unix.RENAME_NOREPLACE); err != nil {
+		lk.Close()
+		os.Remove(tmp)
+		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
 			return nil, fmt.Errorf("container %s: %w", id, errdef.ErrAlreadyExists)
 		}
 		return nil, fmt.Errorf("create state of container %s: %w", id, err)
-	}
-	lk, err := lockDir(dir)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("lock container %s: %w", id, err)
 	}
 	c = &Container{rt: rt, dir: dir, lock: lk, s: saved{
 		ID: id, Bundle: bundle, Rootfs: rootfsPath, Created: time.Now().UTC(), Annotations: spec.Annotations,

@@ -100,10 +100,14 @@ func (rt *Runtime) Load(id string) (*Container, error) {
 	c := &Container{rt: rt, dir: dir, lock: lk}
 	b, err := os.ReadFile(filepath.Join(dir, stateFile))
 	if err != nil {
-		lk.Close()
 		if errors.Is(err, os.ErrNotExist) {
+			// create holds the lock until state.json is written: holding it now means that
+			// create died half-way (killed); its directory is debris
+			os.RemoveAll(dir)
+			lk.Close()
 			return nil, fmt.Errorf("container %s does not exist: %w", id, errdef.ErrNotFound)
 		}
+		lk.Close()
 		return nil, fmt.Errorf("read state of container %s: %w", id, err)
 	}
 	if err := json.Unmarshal(b, &c.s); err != nil {

@@ -187,8 +187,31 @@ func TestMount(t *testing.T) {
 	if ok, err := b.Exists(ctx, d); !ok || err != nil {
 		t.Fatalf("mounted blob exists = %v, %v", ok, err)
 	}
+	c := newRepo(t, host, "mount/c", client.Options{})
+	if err := c.Mount(ctx, d, ""); err != nil {
+		t.Fatalf("anonymous mount: %v", err)
+	}
+	if ok, err := c.Exists(ctx, d); !ok || err != nil {
+		t.Fatalf("anonymously mounted blob exists = %v, %v", ok, err)
+	}
 	missing := contenttest.Blob(digest.SHA256, []byte("nowhere"))
 	if err := b.Mount(ctx, missing, "mount/a"); !errors.Is(err, errdef.ErrNotFound) {
 		t.Fatalf("mount of a missing blob: %v, want not found", err)
+	}
+}
+
+func TestCatalog(t *testing.T) {
+	host := newRegistry(t)
+	ctx := context.Background()
+	for _, name := range []string{"cat/b", "cat/a", "cat/c"} {
+		src, _ := buildImage(t)
+		if _, err := imagecopy.Copy(ctx, src, "latest", newRepo(t, host, name, client.Options{}), "v1", imagecopy.Options{AllPlatforms: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, _ := client.New(client.Options{})
+	repos, err := c.Catalog(ctx, host, 2)
+	if err != nil || strings.Join(repos, ",") != "cat/a,cat/b,cat/c" {
+		t.Fatalf("catalog (pages of 2) = %v, %v", repos, err)
 	}
 }

@@ -535,3 +535,48 @@ func TestTLS(t *testing.T) {
 }
 
 func hostOf2(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "https://") }
+
+func TestRetryOnDroppedConnection(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) <= 2 {
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			conn.Close()
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"name": "a/b", "tags": []string{"x"}})
+	}))
+	defer srv.Close()
+	repo, _ := testClient(t, Options{}).Repository(hostOf(srv), "a/b")
+	tags, err := repo.Tags(context.Background(), 0)
+	if err != nil || len(tags) != 1 || n.Load() != 3 {
+		t.Fatalf("tags = %v, %v after %d requests", tags, err, n.Load())
+	}
+}
+
+// An identity token (from a credential helper's "<token>" user) is exchanged with the
+// OAuth2 refresh-token grant.
+func TestIdentityToken(t *testing.T) {
+	realm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		if r.Method != http.MethodPost || r.Form.Get("grant_type") != "refresh_token" || r.Form.Get("refresh_token") != "idtok" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"access_token": "acc"})
+	}))
+	defer realm.Close()
+	reg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer acc" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="`+realm.URL+`",service="s"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer reg.Close()
+	c := testClient(t, Options{Credentials: func(string) (Credential, error) { return Credential{IdentityToken: "idtok"}, nil }})
+	if err := c.Ping(context.Background(), hostOf(reg)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -15,7 +15,7 @@
 //     fallback tag schema sha256-<hex> for registries without it, and the catalog;
 //   - Content management: DELETE of manifests and blobs.
 //
-// Errors bodies are decoded with distribution/errcode, the package the server writes them
+// Error bodies are decoded with distribution/errcode, the package the server writes them
 // with, so that errors.Is(err, errdef.ErrNotFound) works the same on both sides. Requests are
 // retried with exponential backoff on 5xx, 429 and connection resets.
 //

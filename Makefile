@@ -5,6 +5,11 @@ GO ?= go
 BIN := $(CURDIR)/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -X main.version=$(VERSION)
+# wharf-runtime alone uses cgo when gcc and a static libc are there: a C constructor joins
+# existing user and time namespaces before Go starts its threads (docs/ARCHITECTURE.md, runtime);
+# linked statically. Without them it builds as pure Go, without that one ability.
+RT_CGO := $(shell command -v gcc >/dev/null 2>&1 && test -f /usr/lib/$$(gcc -print-multiarch 2>/dev/null)/libc.a && echo 1 || echo 0)
+RT_STATIC := $(if $(filter 1,$(RT_CGO)),-linkmode external -extldflags -static)
 SHARED ?= $(abspath $(CURDIR)/../shared)
 export WHARF_SHARED := $(SHARED)
 export WHARF_BIN := $(BIN)
@@ -15,7 +20,7 @@ all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/wharf ./cmd/wharf
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/wharf-runtime ./cmd/wharf-runtime
+	CGO_ENABLED=$(RT_CGO) $(GO) build -trimpath -tags osusergo,netgo -ldflags "$(LDFLAGS) $(RT_STATIC)" -o $(BIN)/wharf-runtime ./cmd/wharf-runtime
 
 deps:
 	./hack/install-deps.sh

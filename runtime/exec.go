@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -46,6 +47,7 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (*os.Process, error) {
 	pid := c.s.Pid
 	nsDir := "/proc/" + strconv.Itoa(pid) + "/ns/"
 	join := map[specs.LinuxNamespaceType]string{}
+	early := map[specs.LinuxNamespaceType]string{} // joined by the child's C constructor
 	for t, name := range nsProcName {
 		if t == specs.MountNamespace {
 			continue
@@ -54,7 +56,11 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (*os.Process, error) {
 			continue
 		}
 		if t == specs.UserNamespace || t == specs.TimeNamespace {
-			return nil, fmt.Errorf("exec in container %s: joining its %s namespace: %w (see docs/ARCHITECTURE.md)", c.s.ID, name, errdef.ErrUnsupported)
+			if !haveNsenter {
+				return nil, fmt.Errorf("exec in container %s: joining its %s namespace needs a wharf-runtime built with cgo: %w (see docs/ARCHITECTURE.md)", c.s.ID, name, errdef.ErrUnsupported)
+			}
+			early[t] = nsDir + name
+			continue
 		}
 		join[t] = nsDir + name
 	}
@@ -90,7 +96,25 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (*os.Process, error) {
 		cfg.ConsoleFd = 3 + len(extra)
 		extra = append(extra, conn)
 	}
+	var nsenter []string
+	for _, t := range []specs.LinuxNamespaceType{specs.UserNamespace, specs.TimeNamespace} {
+		p, ok := early[t]
+		if !ok {
+			continue
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			childSock.Close()
+			return nil, fmt.Errorf("open %s namespace of container %s: %w", t, c.s.ID, err)
+		}
+		defer f.Close()
+		nsenter = append(nsenter, fmt.Sprintf("%d:%d", 3+len(extra), nsFlags[t]))
+		extra = append(extra, f)
+	}
 	cmd := c.rt.selfCmd(syncFd, nil, nil, nil, extra, &syscall.SysProcAttr{})
+	if len(nsenter) > 0 {
+		cmd.Env = append(cmd.Env, "_WHARF_NSENTER="+strings.Join(nsenter, ","))
+	}
 	err = startInNamespaces(cmd, join)
 	childSock.Close()
 	if err != nil {

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"sort"
+	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/opencontainers/runtime-spec/specs-go/features"
@@ -33,6 +34,7 @@ func Features() *features.Features {
 		Annotations: map[string]string{
 			"org.opencontainers.runc.checkpoint.enabled": "false",
 			"io.github.wharfoci.wharf-runtime.version":   Version,
+			"io.github.wharfoci.wharf-runtime.nsenter":   strconv.FormatBool(haveNsenter),
 		},
 	}
 }

@@ -206,6 +206,15 @@ func (e *env) waitStatus(id, want string) {
 	e.t.Fatalf("container %s: status %s, want %s", id, s.Status, want)
 }
 
+// hasNsenter reports whether the binary can join user and time namespaces (cgo build).
+func (e *env) hasNsenter() bool {
+	var f struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	json.Unmarshal([]byte(e.ok("features").stdout), &f)
+	return f.Annotations["io.github.wharfoci.wharf-runtime.nsenter"] == "true"
+}
+
 // lastLogError is the msg of the last error line of the JSON log.
 func (e *env) lastLogError() string {
 	b, _ := os.ReadFile(e.log)

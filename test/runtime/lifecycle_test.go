@@ -527,6 +527,34 @@ func TestUserNamespace(t *testing.T) {
 	if out != "0\n 0 200000 65536\nnull-ok\n" {
 		t.Fatalf("output %q", out)
 	}
+	t.Run("exec joins the user namespace", func(t *testing.T) {
+		if !e.hasNsenter() {
+			t.Skip("wharf-runtime built without cgo: joining a user namespace is refused")
+		}
+		b2 := variant(t, b, func(cfg map[string]any) { setArgs(cfg, "sleep 600") })
+		e.ok("run", "-d", "--bundle", b2, "userns-exec")
+		if out := e.ok("exec", "userns-exec", "sh", "-c", "id -u; tr -s ' ' < /proc/self/uid_map").stdout; out != "0\n 0 200000 65536\n" {
+			t.Fatalf("exec output %q", out)
+		}
+	})
+}
+
+// TestTimeNamespace: offsets are applied to a new time namespace, and exec joins it.
+func TestTimeNamespace(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, nil, func(cfg map[string]any) {
+		linux := obj(cfg, "linux")
+		linux["namespaces"] = append(linux["namespaces"].([]any), map[string]any{"type": "time"})
+		linux["timeOffsets"] = map[string]any{"boottime": map[string]any{"secs": 1000000}}
+	}, "sleep", "600")
+	e.ok("run", "-d", "--bundle", b, "timens")
+	if !e.hasNsenter() {
+		t.Skip("wharf-runtime built without cgo: joining a time namespace is refused")
+	}
+	out := e.ok("exec", "timens", "sh", "-c", "cut -d. -f1 /proc/uptime").stdout
+	if n, err := strconv.Atoi(strings.TrimSpace(out)); err != nil || n < 1000000 {
+		t.Fatalf("uptime in the container %q, want ≥ 1000000", out)
+	}
 }
 
 // TestResources: memory, pids and cpu limits land in the container's cgroups, and a cgroup

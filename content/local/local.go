@@ -299,6 +299,23 @@ func (s *Store) createTemp() (*os.File, error) {
 	return f, err
 }
 
+// RemoveTemporary deletes the temporary files that interrupted Push calls (a killed process)
+// left in the ingest directory. Resumable ingests (Writer) are kept. Call it only when no other
+// process uses the store (the registry holds a lock on its root).
+func (s *Store) RemoveTemporary() error {
+	names, err := filepath.Glob(filepath.Join(s.ingestDir, "push-*"))
+	if err != nil {
+		return err
+	}
+	tmps, _ := filepath.Glob(filepath.Join(s.ingestDir, "*.state.tmp"))
+	for _, n := range append(names, tmps...) {
+		if err := os.Remove(n); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove temporary %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
 // inIngestDir runs create after making sure the ingest directory exists, retrying when a
 // concurrent cleanIngestDir removed it in between.
 func (s *Store) inIngestDir(create func() error) error {

@@ -328,3 +328,25 @@ func TestResumeWithoutState(t *testing.T) {
 	w.Write([]byte("world"))
 	must(t, w.Commit(ctx, 11, digest.FromString("hello world")))
 }
+
+func TestRemoveTemporary(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	w, err := s.Writer(ctx, "keep")
+	must(t, err)
+	w.Write([]byte("resumable"))
+	must(t, w.Close())
+	dir := filepath.Join(s.Root(), DefaultIngestDir)
+	must(t, os.WriteFile(filepath.Join(dir, "push-123"), []byte("left by a killed push"), 0o600))
+	must(t, s.RemoveTemporary())
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 || !strings.HasSuffix(ents[0].Name(), ".data") {
+		t.Fatalf("ingest directory after cleanup: %v", ents)
+	}
+	w, err = s.Writer(ctx, "keep")
+	must(t, err)
+	if w.Offset() != 9 {
+		t.Fatalf("resumable ingest lost: offset %d", w.Offset())
+	}
+	w.Cancel(ctx)
+}

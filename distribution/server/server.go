@@ -127,6 +127,12 @@ func New(cfg Config) (*Registry, error) {
 		lock.Close()
 		return nil, err
 	}
+	// We hold the root: what killed pushes left behind can go (uploads stay, to be resumed).
+	if err := store.RemoveTemporary(); err != nil {
+		store.Close()
+		lock.Close()
+		return nil, err
+	}
 	g := &Registry{cfg: cfg, root: root, repos: filepath.Join(root, "repositories"), store: store, lock: lock, anonyMnt: !cfg.NoAnonymousMount}
 	if cfg.Logger != nil {
 		g.log = cfg.Logger

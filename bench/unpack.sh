@@ -28,7 +28,10 @@ for ref in "$@"; do
   name=$(basename "${ref%:*}")
   extra=()
   if [ "$name" = nodemods ]; then extra=(ROUNDS="${NODEMODS_ROUNDS:-1}" RUNS="${NODEMODS_RUNS:-1}"); fi
-  out=$(env "${extra[@]}" "$SHARED/peers/image/bench-unpack.sh" "$WHARF unpack oci:{layout}:{tag} {out}" "$ref" | tee /dev/stderr | tail -1) || status=1
+  log=$(mktemp)
+  env "${extra[@]}" "$SHARED/peers/image/bench-unpack.sh" "$WHARF unpack oci:{layout}:{tag} {out}" "$ref" > "$log" || status=1
+  cat "$log"
+  out=$(tail -1 "$log"); rm -f "$log"
   echo "${out/RESULT unpack /RESULT unpack-$name }"
 done
 exit $status

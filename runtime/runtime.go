@@ -158,6 +158,9 @@ func (rt *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	if err := applyResources(paths, spec.Linux.Resources); err != nil {
 		return c, err
 	}
+	if err := applyDevices(paths, spec); err != nil {
+		return c, err
+	}
 	if err := unix.Mkfifo(filepath.Join(dir, fifoName), 0o622); err != nil {
 		return c, fmt.Errorf("create exec fifo: %w", err)
 	}

@@ -83,6 +83,11 @@ func TestProcessAndRootfs(t *testing.T) {
 		{"linux.devices", func(cfg map[string]any) {
 			obj(cfg, "linux")["devices"] = []any{map[string]any{"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3, "fileMode": 0o600, "uid": 7, "gid": 8}}
 		}, "stat -c '%F %a %u %g %t %T' /dev/mynull", nil, []string{"character special file 600 7 8 1 3"}},
+		{"devices cgroup", func(cfg map[string]any) {
+			caps := []string{"CAP_MKNOD", "CAP_DAC_OVERRIDE"}
+			obj(cfg, "process")["capabilities"] = map[string]any{"bounding": caps, "effective": caps, "permitted": caps}
+		}, "mknod /dev/mem2 c 1 1 && { head -c 1 /dev/mem2 >/dev/null 2>&1 || echo mem-denied; }; echo x > /dev/null && echo null-ok", nil,
+			[]string{"mem-denied", "null-ok"}},
 		{"no-pivot", nil, "cat /proc/self/mountinfo | awk '$5 == \"/\"' | wc -l; ls /", []string{"--no-pivot"}, []string{"1", "bin"}},
 		{"mount options", func(cfg map[string]any) {
 			cfg["mounts"] = append(cfg["mounts"].([]any),

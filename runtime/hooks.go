@@ -31,6 +31,24 @@ func runHooks(kind string, hooks []specs.Hook, st specs.State) error {
 	return nil
 }
 
+// runHooksWarn runs every hook even when some fail, reporting each failure to warn: poststart
+// and poststop failures are warnings and the lifecycle continues (runtime.md).
+func runHooksWarn(kind string, hooks []specs.Hook, st specs.State, warn func(format string, a ...any)) {
+	if len(hooks) == 0 {
+		return
+	}
+	in, err := json.Marshal(st)
+	if err != nil {
+		warn("run %s hooks: %v", kind, err)
+		return
+	}
+	for i, h := range hooks {
+		if err := runHook(h, in); err != nil {
+			warn("run %s hook #%d %s: %v", kind, i, h.Path, err)
+		}
+	}
+}
+
 func runHook(h specs.Hook, state []byte) error {
 	ctx := context.Background()
 	if h.Timeout != nil {

@@ -28,6 +28,14 @@ type Runtime struct {
 	SystemdCgroup bool   // cgroupsPath is "slice:prefix:name"
 	// Debugf, if set, receives debug messages.
 	Debugf func(format string, a ...any)
+	// Warnf, if set, receives warnings (a failed poststart or poststop hook).
+	Warnf func(format string, a ...any)
+}
+
+func (rt *Runtime) warnf(format string, a ...any) {
+	if rt.Warnf != nil {
+		rt.Warnf(format, a...)
+	}
 }
 
 func (rt *Runtime) debugf(format string, a ...any) {
@@ -487,9 +495,7 @@ func (c *Container) Start() error {
 		return fmt.Errorf("start container %s: the init exited before start: %w", c.s.ID, errdef.ErrInvalidState)
 	}
 	if h := c.s.Spec.Hooks; h != nil {
-		if err := runHooks("poststart", h.Poststart, c.specState(StatusRunning)); err != nil {
-			return fmt.Errorf("container %s: %w", c.s.ID, err)
-		}
+		runHooksWarn("poststart", h.Poststart, c.specState(StatusRunning), c.rt.warnf)
 	}
 	return nil
 }
@@ -573,9 +579,7 @@ func (c *Container) Delete(force bool) error {
 		errs = append(errs, fmt.Errorf("remove state of container %s: %w", c.s.ID, err))
 	}
 	if h := c.s.Spec.Hooks; h != nil {
-		if err := runHooks("poststop", h.Poststop, c.specState(StatusStopped)); err != nil {
-			c.rt.debugf("warning: container %s: %v", c.s.ID, err)
-		}
+		runHooksWarn("poststop", h.Poststop, c.specState(StatusStopped), c.rt.warnf)
 	}
 	return errors.Join(errs...)
 }

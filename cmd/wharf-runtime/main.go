@@ -37,7 +37,8 @@ type globalOptions struct {
 }
 
 func (g *globalOptions) runtime() *runtime.Runtime {
-	rt := &runtime.Runtime{Root: g.root, SystemdCgroup: g.systemdCgroup}
+	rt := &runtime.Runtime{Root: g.root, SystemdCgroup: g.systemdCgroup,
+		Warnf: func(format string, a ...any) { g.logf("warning", format, a...) }}
 	if g.debug {
 		rt.Debugf = func(format string, a ...any) { g.logf("debug", format, a...) }
 	}
@@ -146,7 +147,7 @@ func newRootCmd(g *globalOptions) *cobra.Command {
 	pf.Lookup("rootless").NoOptDefVal = "true"
 	root.AddCommand(newCreateCmd(g), newStartCmd(g), newRunCmd(g), newStateCmd(g), newKillCmd(g),
 		newDeleteCmd(g), newListCmd(g), newExecCmd(g), newPsCmd(g), newPauseCmd(g), newResumeCmd(g),
-		newSpecCmd(g), newFeaturesCmd(g))
+		newSpecCmd(g), newFeaturesCmd(g), newUpdateCmd(g))
 	return root
 }
 

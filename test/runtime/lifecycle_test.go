@@ -260,6 +260,25 @@ func TestHookOrder(t *testing.T) {
 			t.Fatalf("cgroups left: %v", left)
 		}
 	})
+	t.Run("failing poststart and poststop hooks are warnings", func(t *testing.T) {
+		mark := filepath.Join(t.TempDir(), "ran")
+		after := map[string]any{"path": "/bin/sh", "args": []string{"sh", "-c", "echo ran >> " + mark}}
+		b := bundle(t, nil, func(cfg map[string]any) {
+			cfg["hooks"] = map[string]any{
+				"poststart": []any{map[string]any{"path": "/bin/false"}, after},
+				"poststop":  []any{map[string]any{"path": "/bin/false"}, after},
+			}
+		}, "sleep", "600")
+		e.ok("create", "--bundle", b, "warnhook")
+		e.ok("start", "warnhook")
+		e.ok("delete", "--force", "warnhook")
+		if got, _ := os.ReadFile(mark); string(got) != "ran\nran\n" {
+			t.Fatalf("hooks after the failing ones ran %q times", got)
+		}
+		if log, _ := os.ReadFile(e.log); !strings.Contains(string(log), `"level":"warning"`) || !strings.Contains(string(log), "poststart hook #0") {
+			t.Fatalf("no warning logged: %s", log)
+		}
+	})
 	t.Run("hook timeout", func(t *testing.T) {
 		b := bundle(t, nil, func(cfg map[string]any) {
 			cfg["hooks"] = map[string]any{"prestart": []any{map[string]any{"path": "/bin/sleep", "args": []string{"sleep", "30"}, "timeout": 1}}}
@@ -576,4 +595,18 @@ func TestResources(t *testing.T) {
 	if !strings.HasPrefix(out, "67108864\n100\n50000\n") || !strings.Contains(out, "pids:/\n") {
 		t.Fatalf("output %q", out)
 	}
+	t.Run("update", func(t *testing.T) {
+		b2 := variant(t, b, func(cfg map[string]any) { setArgs(cfg, "sleep 600") })
+		e.ok("run", "-d", "--bundle", b2, "res-up")
+		e.ok("update", "--pids-limit", "42", "res-up")
+		if out := e.ok("exec", "res-up", "cat", "/sys/fs/cgroup/pids/pids.max").stdout; out != "42\n" {
+			t.Fatalf("pids.max after update %q", out)
+		}
+		res := filepath.Join(t.TempDir(), "res.json")
+		os.WriteFile(res, []byte(`{"memory":{"limit":33554432}}`), 0o644)
+		e.ok("update", "--resources", res, "res-up")
+		if out := e.ok("exec", "res-up", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes").stdout; out != "33554432\n" {
+			t.Fatalf("memory limit after update %q", out)
+		}
+	})
 }

@@ -7,4 +7,8 @@
 //
 // Unpack builds the bundle in a temporary sibling directory (mode 0700) and renames it into
 // place only when it is complete: a failed unpack leaves nothing that looks like a bundle.
+//
+// Repack commits what changed in BUNDLE/rootfs as one new layer (image/layer Changes and
+// WriteChanges) with a new config and manifest; NewImage stores an empty image and Mutate a
+// changed config (`wharf new`, `wharf config`).
 package bundle

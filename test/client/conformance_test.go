@@ -215,3 +215,42 @@ func TestCatalog(t *testing.T) {
 		t.Fatalf("catalog (pages of 2) = %v, %v", repos, err)
 	}
 }
+
+// Stores skip their own hashing for readers that content.NewVerifyReader made for the same
+// descriptor (content.Verifies): wrong content must still never be stored.
+func TestVerifiedReadersStillRefuseBadContent(t *testing.T) {
+	ctx := context.Background()
+	l, err := layout.Init(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	host := newRegistry(t)
+	good := contenttest.Data("good", 300_000)
+	d := contenttest.Blob(digest.SHA256, good)
+	for _, tc := range []struct {
+		name string
+		body []byte
+		want error
+	}{
+		{"digest", append(bytes.Clone(good[:len(good)-1]), 'x'), errdef.ErrDigestMismatch},
+		{"short", good[:1000], errdef.ErrSizeMismatch},
+		{"long", append(bytes.Clone(good), 'x'), errdef.ErrSizeMismatch},
+	} {
+		stores := map[string]content.Storage{"layout": l, "registry": newRepo(t, host, "verified/"+tc.name, client.Options{})}
+		for name, s := range stores {
+			t.Run(tc.name+"/"+name, func(t *testing.T) {
+				r := content.NewVerifyReader(bytes.NewReader(tc.body), d)
+				if !content.Verifies(r, d) {
+					t.Fatal("Verifies is false for a fresh verify reader")
+				}
+				if err := s.Push(ctx, d, r); !errors.Is(err, tc.want) {
+					t.Fatalf("push: %v, want %v", err, tc.want)
+				}
+				if ok, _ := s.Exists(ctx, d); ok {
+					t.Fatal("bad content was stored")
+				}
+			})
+		}
+	}
+}

@@ -29,7 +29,8 @@ for t in hyperfine skopeo jq curl go; do command -v "$t" >/dev/null || fail "nee
 [ -x "$WHARF" ] || fail "need-wharf (make build)"
 mkdir -p "$WORK"
 
-[ -f "$WORK/bookworm/index.json" ] || "$SHARED/peers/images/make-bookworm.sh" "$WORK/bookworm" >&2
+# the image builders keep their caches in their own WORK (debootstrap takes a while)
+[ -f "$WORK/bookworm/index.json" ] || env -u WORK "$SHARED/peers/images/make-bookworm.sh" "$WORK/bookworm" >&2
 [ -f "$WORK/big$SIZE_MB/index.json" ] || go run ./bench/clientimg "$WORK/big$SIZE_MB" "$SIZE_MB" >&2
 
 # restart.sh empties the registry and starts it again; stop.sh stops it.
@@ -53,7 +54,7 @@ else
   cat > "$WORK/restart.sh" <<SH
 #!/bin/sh
 "$WORK/stop.sh"
-FRESH=1 "$SHARED/peers/registry/start-distribution.sh" $PORT "$WORK/reg" > /dev/null
+FRESH=1 env -u WORK "$SHARED/peers/registry/start-distribution.sh" $PORT "$WORK/reg" > /dev/null
 SH
 fi
 chmod +x "$WORK/stop.sh" "$WORK/restart.sh"

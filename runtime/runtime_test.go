@@ -114,6 +114,14 @@ func TestValidateSpec(t *testing.T) {
 		{"soft over hard", func(s *specs.Spec) { s.Process.Rlimits[0].Soft = 2048 }, errdef.ErrInvalidArgument},
 		{"unknown capability", func(s *specs.Spec) { s.Process.Capabilities.Bounding = []string{"CAP_BOGUS"} }, errdef.ErrInvalidArgument},
 		{"relative hook", func(s *specs.Spec) { s.Hooks = &specs.Hooks{Poststop: []specs.Hook{{Path: "bin/true"}}} }, errdef.ErrInvalidArgument},
+		{"namespaced sysctl", func(s *specs.Spec) {
+			s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1", "kernel.shmmax": "1"}
+		}, nil},
+		{"host sysctl", func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"vm.swappiness": "10"} }, errdef.ErrInvalidArgument},
+		{"net sysctl without netns", func(s *specs.Spec) {
+			s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"}
+			s.Linux.Namespaces = []specs.LinuxNamespace{{Type: specs.MountNamespace}}
+		}, errdef.ErrInvalidArgument},
 		{"mappings without userns", func(s *specs.Spec) {
 			s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}}
 		}, errdef.ErrInvalidArgument},

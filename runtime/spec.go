@@ -102,6 +102,9 @@ func ValidateSpec(s *specs.Spec) error {
 			}
 		}
 	}
+	if err := validateSysctls(s); err != nil {
+		return err
+	}
 	if s.Hooks != nil {
 		all := [][]specs.Hook{s.Hooks.Prestart, s.Hooks.CreateRuntime, s.Hooks.CreateContainer, //nolint:staticcheck
 			s.Hooks.StartContainer, s.Hooks.Poststart, s.Hooks.Poststop}

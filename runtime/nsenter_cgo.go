@@ -8,6 +8,7 @@ package runtime
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 // Runs before the Go runtime starts its threads: the only moment a Go program is
@@ -34,6 +35,37 @@ __attribute__((constructor)) static void wharf_nsenter(void) {
 	}
 	free(copy);
 	unsetenv("_WHARF_NSENTER");
+
+	// Creating a container in an existing user namespace: become its root, create the other
+	// namespaces now (owned by it), and fork, so that the child is in the new pid namespace.
+	// The parent reports the child's pid on the sync socket and exits; the child goes on to
+	// start Go as the container's init.
+	const char *unsh = getenv("_WHARF_UNSHARE"), *sync = getenv("_WHARF_FORK");
+	if (unsh == NULL || sync == NULL)
+		return;
+	int flags = atoi(unsh), syncfd = atoi(sync);
+	unsetenv("_WHARF_UNSHARE");
+	unsetenv("_WHARF_FORK");
+	if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
+		fprintf(stderr, "wharf-runtime nsenter: become root of the user namespace: %m\n");
+		_exit(1);
+	}
+	if (flags != 0 && unshare(flags) < 0) {
+		fprintf(stderr, "wharf-runtime nsenter: unshare(%#x): %m\n", flags);
+		_exit(1);
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "wharf-runtime nsenter: fork: %m\n");
+		_exit(1);
+	}
+	if (pid == 0)
+		return;
+	char msg[64];
+	int n = snprintf(msg, sizeof msg, "{\"type\":\"pid\",\"pid\":%d}\n", (int)pid);
+	if (write(syncfd, msg, n) != n)
+		_exit(1);
+	_exit(0);
 }
 */
 import "C"

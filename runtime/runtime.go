@@ -176,6 +176,11 @@ func (rt *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	if err := os.Chown(filepath.Join(dir, fifoName), hostID(spec.Linux.UIDMappings, 0), hostID(spec.Linux.GIDMappings, 0)); err != nil {
 		return c, fmt.Errorf("chown exec fifo: %w", err)
 	}
+	// writable by others too (a joined user namespace's root is not known here); its
+	// directories are closed to others, and the init opens it by descriptor
+	if err := os.Chmod(filepath.Join(dir, fifoName), 0o622); err != nil {
+		return c, fmt.Errorf("chmod exec fifo: %w", err)
+	}
 	fifo, err := os.OpenFile(filepath.Join(dir, fifoName), unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return c, fmt.Errorf("open exec fifo: %w", err)
@@ -210,8 +215,9 @@ func (rt *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	}
 	cfg.UTSNS = hasNS[specs.UTSNamespace]
 	cfg.UserNS = hasNS[specs.UserNamespace]
-	if p, ok := join[specs.UserNamespace]; ok {
-		return c, fmt.Errorf("join user namespace %s: %w (a multithreaded Go process can not setns into a user namespace; see docs/ARCHITECTURE.md)", p, errdef.ErrUnsupported)
+	usernsPath, joinUser := join[specs.UserNamespace]
+	if joinUser && !haveNsenter {
+		return c, fmt.Errorf("join user namespace %s: %w (needs a wharf-runtime built with cgo; see docs/ARCHITECTURE.md)", usernsPath, errdef.ErrUnsupported)
 	}
 	if p, ok := join[specs.TimeNamespace]; ok {
 		return c, fmt.Errorf("join time namespace %s: %w (needs a single-threaded process)", p, errdef.ErrUnsupported)
@@ -266,7 +272,24 @@ func (rt *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 		extra = append(extra, f)
 		attr.Cloneflags &^= unix.CLONE_NEWNS
 	}
+	var nsenterEnv []string
+	if joinUser {
+		// the C constructor joins the user namespace, creates the new namespaces inside it
+		// and forks the init (see nsenter_cgo.go)
+		f, err := os.Open(usernsPath)
+		if err != nil {
+			childSock.Close()
+			return c, fmt.Errorf("open user namespace %s: %w", usernsPath, err)
+		}
+		defer f.Close()
+		nsenterEnv = []string{fmt.Sprintf("_WHARF_NSENTER=%d:%d", 3+len(extra), unix.CLONE_NEWUSER),
+			fmt.Sprintf("_WHARF_UNSHARE=%d", attr.Cloneflags&^unix.CLONE_NEWUSER), fmt.Sprintf("_WHARF_FORK=%d", syncFd)}
+		extra = append(extra, f)
+		attr = &syscall.SysProcAttr{}
+		delete(join, specs.UserNamespace)
+	}
 	initCmd = rt.selfCmd(syncFd, o.Stdin, o.Stdout, o.Stderr, extra, attr)
+	initCmd.Env = append(initCmd.Env, nsenterEnv...)
 	err = startInNamespaces(initCmd, join)
 	childSock.Close()
 	if err != nil {
@@ -274,6 +297,26 @@ func (rt *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 		return c, fmt.Errorf("start init of container %s: %w", id, err)
 	}
 	pid := initCmd.Process.Pid
+	enc, dec := json.NewEncoder(parentSock), json.NewDecoder(parentSock)
+	if joinUser {
+		var m struct {
+			Type string `json:"type"`
+			Pid  int    `json:"pid"`
+		}
+		derr := dec.Decode(&m)
+		_, _ = initCmd.Process.Wait() // the intermediate process exits once it has forked
+		if derr != nil || m.Type != "pid" || m.Pid <= 0 {
+			initCmd = nil
+			return c, fmt.Errorf("create container %s: join user namespace %s: the init was not forked", id, usernsPath)
+		}
+		pid = m.Pid
+		// the init is our grandchild; `run` waits on it as a subreaper
+		proc, err := os.FindProcess(pid)
+		if err != nil {
+			return c, fmt.Errorf("create container %s: %w", id, err)
+		}
+		initCmd = &exec.Cmd{Process: proc}
+	}
 	rt.debugf("container %s: init pid %d", id, pid)
 	c.s.Pid = pid
 	if c.s.PidStart, _, err = procStart(pid); err != nil {
@@ -282,7 +325,6 @@ func (rt *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 	if err := joinCgroups(paths, pid); err != nil {
 		return c, err
 	}
-	enc, dec := json.NewEncoder(parentSock), json.NewDecoder(parentSock)
 	if err := enc.Encode(cfg); err != nil {
 		return c, fmt.Errorf("send config to init: %w", err)
 	}

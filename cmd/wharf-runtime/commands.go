@@ -127,6 +127,9 @@ func runContainer(g *globalOptions, id string, f *createFlags) error {
 	if !f.detach {
 		signal.Notify(sigc)
 		defer signal.Stop(sigc)
+		// an init forked by the C constructor (joined user namespace) is our grandchild:
+		// as a subreaper we still get to wait for it
+		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 	}
 	c, err := rt.Create(id, o)
 	if tty != nil {

@@ -555,6 +555,27 @@ func TestUserNamespace(t *testing.T) {
 		if out := e.ok("exec", "userns-exec", "sh", "-c", "id -u; tr -s ' ' < /proc/self/uid_map").stdout; out != "0\n 0 200000 65536\n" {
 			t.Fatalf("exec output %q", out)
 		}
+		t.Run("create joins it by path", func(t *testing.T) {
+			userns := fmt.Sprintf("/proc/%d/ns/user", e.state("userns-exec").Pid)
+			b3 := variant(t, b, func(cfg map[string]any) {
+				linux := obj(cfg, "linux")
+				for i, ns := range linux["namespaces"].([]any) {
+					if ns.(map[string]any)["type"] == "user" {
+						linux["namespaces"].([]any)[i] = map[string]any{"type": "user", "path": userns}
+					}
+				}
+				delete(linux, "uidMappings")
+				delete(linux, "gidMappings")
+				setArgs(cfg, "id -u; tr -s ' ' < /proc/self/uid_map; echo pid=$$; readlink /proc/self/ns/user")
+			})
+			want, err := os.Readlink(userns)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out := e.ok("run", "--bundle", b3, "userns-join").stdout; out != "0\n 0 200000 65536\npid=1\n"+want+"\n" {
+				t.Fatalf("output %q, want the user namespace %s", out, want)
+			}
+		})
 	})
 }
 

@@ -64,8 +64,9 @@ trap '"$WORK/stop.sh"' EXIT
 median() { jq -r ".results[$1].median * 1000 | floor" "$2"; }
 # bench NAME WHARF_CMD SKOPEO_CMD PREPARE: both in one hyperfine run; prints "wharf_ms skopeo_ms"
 bench() {
-  hyperfine -N --runs "$RUNS" --export-json "$WORK/$1.json" --prepare "$4" -n wharf "$2" -n skopeo "$3" >&2
-  echo "$(median 0 "$WORK/$1.json") $(median 1 "$WORK/$1.json")"
+  local j=$WORK/$REGISTRY-$1.json
+  hyperfine -N --runs "$RUNS" --export-json "$j" --prepare "$4" -n wharf "$2" -n skopeo "$3" >&2
+  echo "$(median 0 "$j") $(median 1 "$j")"
 }
 
 declare -A R

@@ -52,11 +52,25 @@ func lastCap() int {
 	return len(capNames) - 1
 }
 
-func capMask(names []string) uint64 {
+// capMask is the set of names the kernel knows, limited to avail.
+func capMask(names []string, avail uint64) uint64 {
 	var m uint64
 	last := lastCap()
 	for _, n := range names {
 		if i, ok := capNumber(n); ok && i <= last {
+			m |= 1 << uint(i)
+		}
+	}
+	return m & avail
+}
+
+// boundingSet is what the runtime itself may still grant: a host whose root lacks, say,
+// CAP_SYS_RESOURCE can not give it to a container, and asking for it would fail every
+// privileged container (podman --privileged asks for all), so such capabilities are left out.
+func boundingSet() uint64 {
+	var m uint64
+	for i := 0; i <= lastCap(); i++ {
+		if r, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(i), 0, 0, 0); err != nil || r == 1 {
 			m |= 1 << uint(i)
 		}
 	}
@@ -94,8 +108,9 @@ func setRlimits(rls []specs.POSIXRlimit) error {
 // Everything here acts on the calling thread only, which is the one that calls execve.
 func finalizeProcess(p *specs.Process) error {
 	caps := p.Capabilities
+	avail := boundingSet()
 	if caps != nil {
-		keep := capMask(caps.Bounding)
+		keep := capMask(caps.Bounding, avail)
 		for i := 0; i <= lastCap(); i++ {
 			if keep&(1<<uint(i)) != 0 {
 				continue
@@ -124,7 +139,7 @@ func finalizeProcess(p *specs.Process) error {
 		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 		var data [2]unix.CapUserData
 		set := func(names []string, f func(d *unix.CapUserData) *uint32) {
-			m := capMask(names)
+			m := capMask(names, avail)
 			*f(&data[0]) = uint32(m)
 			*f(&data[1]) = uint32(m >> 32)
 		}

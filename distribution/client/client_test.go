@@ -580,3 +580,55 @@ func TestIdentityToken(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A chunk the registry fails on is sent again from the offset it reports.
+func TestChunkRetry(t *testing.T) {
+	blob := bytes.Repeat([]byte("chunky"), 50_000) // 300 KB
+	d := blobDesc(blob)
+	var mu sync.Mutex
+	var got []byte
+	patches, failed := 0, false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.Header().Set("Location", "/v2/a/b/blobs/uploads/1")
+		switch r.Method {
+		case http.MethodPost:
+			w.WriteHeader(http.StatusAccepted)
+		case http.MethodPatch:
+			patches++
+			b, _ := io.ReadAll(r.Body)
+			var start int
+			fmt.Sscanf(r.Header.Get("Content-Range"), "%d-", &start)
+			if start != len(got) {
+				w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+				return
+			}
+			if patches == 3 && !failed { // keep half the chunk, then fail
+				failed = true
+				got = append(got, b[:len(b)/2]...)
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			got = append(got, b...)
+			w.WriteHeader(http.StatusAccepted)
+		case http.MethodGet:
+			w.Header().Set("Range", fmt.Sprintf("0-%d", len(got)-1))
+			w.WriteHeader(http.StatusNoContent)
+		case http.MethodPut:
+			if r.URL.Query().Get("digest") != d.Digest.String() || !bytes.Equal(got, blob) {
+				errcode.Write(w, errcode.DigestInvalid.New(""))
+				return
+			}
+			w.WriteHeader(http.StatusCreated)
+		}
+	}))
+	defer srv.Close()
+	repo, _ := testClient(t, Options{ChunkSize: 64 << 10}).Repository(hostOf(srv), "a/b")
+	if err := repo.Push(context.Background(), d, bytes.NewReader(blob)); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	if !failed {
+		t.Fatal("the fault was not exercised")
+	}
+}

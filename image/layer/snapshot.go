@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sort"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -44,54 +46,126 @@ func recordOf(p string, st *unix.Stat_t) Record {
 }
 
 // Walk calls fn for every path of root, the root itself first, parents before children,
-// siblings in byte order, never following a symlink.
+// siblings in byte order, never following a symlink. Directories are listed and their entries
+// stat-ed by several goroutines (the order of the calls to fn does not depend on it).
 func Walk(root *rootfs.Root, fn func(Record) error) error {
 	fd, err := root.OpenFD(".", unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(fd)
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
+	err = unix.Fstat(fd, &st)
+	unix.Close(fd)
+	if err != nil {
+		return err
+	}
+	kids, err := collect(root)
+	if err != nil {
 		return err
 	}
 	if err := fn(recordOf(".", &st)); err != nil {
 		return err
 	}
-	return walkDir(fd, "", fn)
-}
-
-func walkDir(fd int, prefix string, fn func(Record) error) error {
-	names, err := readNames(fd)
-	if err != nil {
-		return err
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		p := prefix + n
-		var st unix.Stat_t
-		if err := unix.Fstatat(fd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			if errors.Is(err, unix.ENOENT) {
-				continue
-			}
-			return fmt.Errorf("stat %s: %w", p, err)
-		}
-		if err := fn(recordOf(p, &st)); err != nil {
-			return err
-		}
-		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-			cfd, err := unix.Openat(fd, n, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-			if err != nil {
-				return fmt.Errorf("open %s: %w", p, err)
-			}
-			err = walkDir(cfd, p+"/", fn)
-			unix.Close(cfd)
-			if err != nil {
+	var emit func(dir string) error
+	emit = func(dir string) error {
+		for _, r := range kids[dir] {
+			if err := fn(r); err != nil {
 				return err
 			}
+			if r.IsDir() {
+				if err := emit(r.Path); err != nil {
+					return err
+				}
+			}
 		}
+		return nil
 	}
-	return nil
+	return emit(".")
+}
+
+// collect lists every directory of root in parallel: directory path → its entries, sorted.
+func collect(root *rootfs.Root) (map[string][]Record, error) {
+	var (
+		mu      sync.Mutex
+		cond    = sync.NewCond(&mu)
+		queue   = []string{"."}
+		busy    int
+		firstErr error
+		out     = map[string][]Record{}
+	)
+	list := func(dir string) ([]Record, []string, error) {
+		fd, err := root.OpenFDNoSymlinks(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer unix.Close(fd)
+		names, err := readNames(fd)
+		if err != nil {
+			return nil, nil, err
+		}
+		sort.Strings(names)
+		prefix := ""
+		if dir != "." {
+			prefix = dir + "/"
+		}
+		recs := make([]Record, 0, len(names))
+		var subdirs []string
+		for _, n := range names {
+			var st unix.Stat_t
+			if err := unix.Fstatat(fd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				if errors.Is(err, unix.ENOENT) {
+					continue
+				}
+				return nil, nil, fmt.Errorf("stat %s%s: %w", prefix, n, err)
+			}
+			r := recordOf(prefix+n, &st)
+			recs = append(recs, r)
+			if r.IsDir() {
+				subdirs = append(subdirs, r.Path)
+			}
+		}
+		return recs, subdirs, nil
+	}
+	workers := runtime.GOMAXPROCS(0)
+	if workers < 2 {
+		workers = 2
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mu.Lock()
+			defer mu.Unlock()
+			for {
+				for len(queue) == 0 && busy > 0 && firstErr == nil {
+					cond.Wait()
+				}
+				if len(queue) == 0 || firstErr != nil {
+					cond.Broadcast()
+					return
+				}
+				dir := queue[len(queue)-1]
+				queue = queue[:len(queue)-1]
+				busy++
+				mu.Unlock()
+				recs, subdirs, err := list(dir)
+				mu.Lock()
+				busy--
+				if err != nil && firstErr == nil {
+					firstErr = fmt.Errorf("walk %s: %w", dir, err)
+				}
+				out[dir] = recs
+				queue = append(queue, subdirs...)
+				cond.Broadcast()
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return out, nil
 }
 
 // WriteSnapshot records every path of root (see Record) to w in a compact binary form.

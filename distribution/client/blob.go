@@ -72,21 +72,27 @@ func parseContentRange(s string) (start, total int64, ok bool) {
 	if !found {
 		return 0, 0, false
 	}
-	a, _, found := strings.Cut(rng, "-")
+	a, b, found := strings.Cut(rng, "-")
 	if !found {
 		return 0, 0, false
 	}
-	start, err := strconv.ParseInt(a, 10, 64)
-	if err != nil || start < 0 {
+	first, err := strconv.ParseUint(a, 10, 63)
+	if err != nil {
+		return 0, 0, false
+	}
+	end, err := strconv.ParseUint(b, 10, 63)
+	if err != nil || end < first {
 		return 0, 0, false
 	}
 	total = -1
 	if tot != "*" {
-		if total, err = strconv.ParseInt(tot, 10, 64); err != nil {
+		t, err := strconv.ParseUint(tot, 10, 63)
+		if err != nil || t <= end {
 			return 0, 0, false
 		}
+		total = int64(t)
 	}
-	return start, total, true
+	return int64(first), total, true
 }
 
 func (b *blobReader) Read(p []byte) (int, error) {

@@ -95,14 +95,25 @@ func scopeKey(host string, scopes []string) string {
 	return host + " " + strings.Join(slices.Compact(s), " ")
 }
 
+// credential returns host's credentials, asked for once per Client (a helper program runs
+// once, not per request).
 func (c *Client) credential(host string) (Credential, error) {
 	if c.opts.Credentials == nil {
 		return Credential{}, nil
+	}
+	c.mu.Lock()
+	cred, ok := c.creds[host]
+	c.mu.Unlock()
+	if ok {
+		return cred, nil
 	}
 	cred, err := c.opts.Credentials(host)
 	if err != nil {
 		return Credential{}, fmt.Errorf("get credentials for %s: %w", host, err)
 	}
+	c.mu.Lock()
+	c.creds[host] = cred
+	c.mu.Unlock()
 	return cred, nil
 }
 

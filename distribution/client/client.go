@@ -70,6 +70,7 @@ type Client struct {
 	auth    map[string]*challenge // host → the last challenge it sent
 	tokens  map[string]token      // host + " " + scopes → bearer token
 	schemes map[string]string     // host → "https" or "http" once known
+	creds   map[string]Credential // host → credentials, once asked for
 }
 
 // New returns a client with opts.
@@ -114,7 +115,7 @@ func New(opts Options) (*Client, error) {
 		tr.TLSClientConfig = tlsConf
 		rt = tr
 	}
-	c := &Client{opts: opts, auth: map[string]*challenge{}, tokens: map[string]token{}, schemes: map[string]string{}}
+	c := &Client{opts: opts, auth: map[string]*challenge{}, tokens: map[string]token{}, schemes: map[string]string{}, creds: map[string]Credential{}}
 	c.hc = &http.Client{Transport: rt, CheckRedirect: checkRedirect}
 	c.bare = &http.Client{Transport: rt, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 		if len(via) >= 10 {

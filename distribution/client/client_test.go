@@ -293,9 +293,18 @@ func TestBasicAuth(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	defer srv.Close()
-	ok := testClient(t, Options{Credentials: func(string) (Credential, error) { return Credential{Username: "user", Password: "secret"}, nil }})
-	if err := ok.Ping(context.Background(), hostOf(srv)); err != nil {
-		t.Fatalf("ping with credentials: %v", err)
+	var asked atomic.Int32
+	ok := testClient(t, Options{Credentials: func(string) (Credential, error) {
+		asked.Add(1)
+		return Credential{Username: "user", Password: "secret"}, nil
+	}})
+	for i := 0; i < 3; i++ {
+		if err := ok.Ping(context.Background(), hostOf(srv)); err != nil {
+			t.Fatalf("ping with credentials: %v", err)
+		}
+	}
+	if asked.Load() != 1 {
+		t.Fatalf("credentials asked for %d times, want once per client", asked.Load())
 	}
 	bad := testClient(t, Options{Credentials: func(string) (Credential, error) { return Credential{Username: "user", Password: "x"}, nil }})
 	if err := bad.Ping(context.Background(), hostOf(srv)); !errors.Is(err, errdef.ErrUnauthorized) {

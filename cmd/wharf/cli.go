@@ -37,6 +37,15 @@ func rangeArgs(min, max int) cobra.PositionalArgs {
 	}
 }
 
+func minArgs(min int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < min {
+			return usageErrorf("%s needs at least %d argument%s, got %d (usage: %s)", cmd.CommandPath(), min, plural(min), len(args), cmd.UseLine())
+		}
+		return nil
+	}
+}
+
 func plural(n int) string {
 	if n == 1 {
 		return ""

@@ -30,6 +30,12 @@ func usageErrorf(format string, a ...any) error {
 	return &usageError{fmt.Errorf(format, a...)}
 }
 
+// exitStatus makes wharf exit with code and print nothing: `wharf run` passes the container's
+// status on this way (the container has already said what it had to say).
+type exitStatus struct{ code int }
+
+func (e *exitStatus) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
 // asUsage marks err (for instance an image-name parse error) as a usage error; nil stays nil.
 func asUsage(err error) error {
 	if err == nil {
@@ -44,9 +50,12 @@ func asUsage(err error) error {
 func exitCode(ctx context.Context, err error) int {
 	var ue *usageError
 	var ve *layout.ValidationError
+	var es *exitStatus
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &es):
+		return es.code
 	case errors.As(err, &ue):
 		return exitUsage
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):

@@ -7,6 +7,7 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/wharfoci/wharf/image"
 	"github.com/wharfoci/wharf/internal/imageref"
 )
 
@@ -68,4 +69,24 @@ func shortDigest(d fmt.Stringer) string {
 		}
 	}
 	return s
+}
+
+// openManifest opens the image named arg (a layout, an archive, or with rf a registry) and
+// selects the manifest for platform p (nil: this machine's) out of it, walking nested indexes:
+// what unpack and run start from.
+func openManifest(ctx context.Context, arg string, p *ocispec.Platform, rf *registryFlags) (*imageref.Handle, ocispec.Descriptor, error) {
+	h, d, err := openAnyImage(ctx, arg, rf)
+	if err != nil {
+		return nil, ocispec.Descriptor{}, err
+	}
+	want := image.DefaultPlatform()
+	if p != nil {
+		want = *p
+	}
+	md, err := image.SelectManifest(ctx, h.Target(), d, want)
+	if err != nil {
+		h.Close()
+		return nil, ocispec.Descriptor{}, err
+	}
+	return h, md, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -86,6 +87,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newNewCmd(opts))
 	root.AddCommand(newConfigCmd(opts))
 	root.AddCommand(newServeCmd(opts))
+	root.AddCommand(newRunCmd(opts))
 	root.AddCommand(newVersionCmd(opts))
 	return root
 }
@@ -102,6 +104,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	code := exitCode(ctx, err)
+	var es *exitStatus
+	if errors.As(err, &es) {
+		return code
+	}
 	fmt.Fprintf(stderr, "wharf: %s\n", oneLine(err.Error()))
 	if debug, _ := root.PersistentFlags().GetBool("debug"); debug {
 		printChain(stderr, err)

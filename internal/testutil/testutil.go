@@ -1,0 +1,112 @@
+// Package testutil holds what wharf's integration tests (test/...) share: finding the built
+// binaries and the shared peer scripts, requiring peers (a failure under WHARF_PEERS=1, a skip
+// otherwise), running commands, and building the peers' test images once per machine.
+package testutil
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Peers reports whether missing peers are failures (make integration sets WHARF_PEERS=1).
+func Peers() bool { return os.Getenv("WHARF_PEERS") == "1" }
+
+// SkipOrFail fails the test under WHARF_PEERS=1 and skips it otherwise.
+func SkipOrFail(t testing.TB, format string, a ...any) {
+	t.Helper()
+	if Peers() {
+		t.Fatalf(format, a...)
+	}
+	t.Skipf(format, a...)
+}
+
+// Bin returns the absolute path of the built binary name in $WHARF_BIN (default ../../bin,
+// which is the repository's bin/ seen from test/<area>).
+func Bin(t testing.TB, name string) string {
+	t.Helper()
+	dir := os.Getenv("WHARF_BIN")
+	if dir == "" {
+		dir = "../../bin"
+	}
+	bin, err := filepath.Abs(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		SkipOrFail(t, "%s binary: %v (run make build)", name, err)
+	}
+	return bin
+}
+
+// Shared returns the shared directory holding peers/ ($WHARF_SHARED, default ../../../shared).
+func Shared(t testing.TB) string {
+	t.Helper()
+	d := os.Getenv("WHARF_SHARED")
+	if d == "" {
+		d = "../../../shared"
+	}
+	d, _ = filepath.Abs(d)
+	if _, err := os.Stat(filepath.Join(d, "peers", "images")); err != nil {
+		SkipOrFail(t, "shared peer scripts (WHARF_SHARED): %v", err)
+	}
+	return d
+}
+
+// Need requires root and the named programs on PATH.
+func Need(t testing.TB, bins ...string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		SkipOrFail(t, "needs root")
+	}
+	for _, b := range bins {
+		if _, err := exec.LookPath(b); err != nil {
+			SkipOrFail(t, "peer %s: %v", b, err)
+		}
+	}
+}
+
+// Run runs name with args and returns its combined output; a failure fails the test.
+func Run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out.String())
+	}
+	return out.String()
+}
+
+var imageMu sync.Mutex
+
+// Image builds, once per machine, the layout that ../shared/peers/images/make-NAME.sh makes
+// (cached under $WHARF_TEST_IMAGES, default $TMPDIR/wharf-test-images) and returns its path.
+// Tests must not modify it: copy it first.
+func Image(t testing.TB, name string) string {
+	t.Helper()
+	imageMu.Lock()
+	defer imageMu.Unlock()
+	base := os.Getenv("WHARF_TEST_IMAGES")
+	if base == "" {
+		base = filepath.Join(os.TempDir(), "wharf-test-images")
+	}
+	dir := filepath.Join(base, name)
+	if _, err := os.Stat(filepath.Join(dir, "index.json")); err == nil {
+		return dir
+	}
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp := dir + ".building"
+	os.RemoveAll(tmp)
+	Run(t, filepath.Join(Shared(t), "peers", "images", "make-"+name+".sh"), tmp)
+	if err := os.Rename(tmp, dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}

@@ -10,13 +10,14 @@
 #      WHARF     the wharf binary (default ./bin/wharf, built by `make build`)
 #      SHARED    the shared directory holding peers/ (default $WHARF_SHARED, else ../shared)
 #      STEPS     the steps to run (default: all, in order), e.g. STEPS="image inspect"
+#      PORT      the port of the demo's registry on 127.0.0.1 (default 5080)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 DEMO=${DEMO:-demo}
 WHARF=${WHARF:-$REPO/bin/wharf}
 SHARED=${SHARED:-${WHARF_SHARED:-$(cd "$REPO/.." && pwd)/shared}}
-ALL_STEPS=(image ls inspect validate copy archive tag)
+ALL_STEPS=(image ls inspect validate copy archive tag serve push pull manifest unpack runtime run)
 read -r -a STEPS <<<"${STEPS:-${ALL_STEPS[*]}}"
 
 bold=$'\e[1m' dim=$'\e[2m' off=$'\e[0m'
@@ -76,6 +77,66 @@ step_tag() {
   run "$WHARF" untag "oci:$DEMO/copy:v1"
   run "$WHARF" gc "oci:$DEMO/copy"
   run "$WHARF" ls "oci:$DEMO/copy"
+}
+
+# The walkthrough: ship the image through wharf's own registry (no public registry is reachable
+# here), pull it back as an OCI layout, inspect its manifest, unpack it to a bundle and run it.
+PORT=${PORT:-5080}
+REF=docker://127.0.0.1:$PORT/demo/busybox:latest
+RT=${WHARF_RUNTIME:-$(dirname "$WHARF")/wharf-runtime}
+serve_pid=
+stop_registry() { if [ -n "$serve_pid" ]; then kill "$serve_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null || true; serve_pid=; fi; }
+trap stop_registry EXIT
+
+step_serve() {
+  say "Start wharf's registry" "An OCI distribution-spec 1.1 registry on 127.0.0.1:$PORT, storing under $DEMO/registry."
+  stop_registry
+  printf '%s$ %s%s\n' "$dim" "wharf serve --addr 127.0.0.1:$PORT --root $DEMO/registry &" "$off"
+  "$WHARF" serve --addr "127.0.0.1:$PORT" --root "$DEMO/registry" 2>"$DEMO/registry.log" &
+  serve_pid=$!
+  for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$PORT/v2/" >/dev/null 2>&1 && return; sleep 0.05; done
+  echo "demo: the registry did not start; see $DEMO/registry.log" >&2; exit 1
+}
+
+need_registry() { [ -n "$serve_pid" ] || step_serve; }
+
+step_push() {
+  need_registry
+  say "Push the image to the registry" "Blobs first (skipped when present), then the manifest, then the tag."
+  run "$WHARF" copy "oci:$IMG:latest" "$REF"
+  run "$WHARF" tags "$REF"
+}
+
+step_pull() {
+  need_registry
+  say "Pull the image as an OCI layout" "The same copy algorithm, the other way; every byte verified against its digest."
+  rm -rf "$DEMO/pulled"
+  run "$WHARF" copy "$REF" "oci:$DEMO/pulled:latest"
+}
+
+step_manifest() {
+  say "Inspect its manifest" "The raw manifest, exactly the bytes its digest names."
+  run "$WHARF" inspect --raw "oci:$DEMO/pulled:latest"
+  echo
+}
+
+step_unpack() {
+  say "Unpack it to a runtime bundle" \
+      "Layers applied confined to rootfs/ (image-spec layer.md); config.json from the image config (conversion.md)."
+  rm -rf "$DEMO/bundle"
+  run "$WHARF" unpack "oci:$DEMO/pulled:latest" "$DEMO/bundle"
+  run ls "$DEMO/bundle"
+}
+
+step_runtime() {
+  say "Run the bundle with wharf-runtime" "The runc-compatible runtime: create, start, wait and delete in one 'run'."
+  run "$RT" --root "$DEMO/runtime" run --bundle "$DEMO/bundle" "demo-$$" <<<'echo "hello from $(hostname), pid $$"'
+}
+
+step_run() {
+  need_registry
+  say "All at once: wharf run" "Pull, unpack and run straight from the registry; the container's exit status is wharf's."
+  run "$WHARF" run --state-dir "$DEMO/state" --runtime-root "$DEMO/runtime" "$REF" sh -c 'echo "hello from wharf run: $(uname -sm)"'
 }
 
 for s in "${STEPS[@]}"; do

@@ -15,6 +15,7 @@ import (
 
 	"github.com/wharfoci/wharf/content"
 	"github.com/wharfoci/wharf/distribution/errcode"
+	"github.com/wharfoci/wharf/distribution/reference"
 	"github.com/wharfoci/wharf/errdef"
 )
 
@@ -201,7 +202,7 @@ func (g *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt route)
 		from := q.Get("from")
 		var err error
 		switch {
-		case from != "" && !validName(from):
+		case from != "" && reference.ValidateRepository(from) != nil:
 			errcode.Write(w, errcode.NameInvalid.Errorf("invalid repository name %q in from", from))
 			return
 		case from != "":

@@ -20,6 +20,7 @@ import (
 
 	"github.com/wharfoci/wharf/content"
 	"github.com/wharfoci/wharf/distribution/errcode"
+	"github.com/wharfoci/wharf/distribution/reference"
 	"github.com/wharfoci/wharf/errdef"
 	"github.com/wharfoci/wharf/image"
 )
@@ -32,7 +33,7 @@ func (g *Registry) parseReference(w http.ResponseWriter, ref string) (isDigest b
 		}
 		return true, true
 	}
-	if !validTag(ref) {
+	if reference.ValidateTag(ref) != nil {
 		errcode.Write(w, errcode.TagInvalid.Errorf("invalid tag %q", ref))
 		return false, false
 	}
@@ -87,7 +88,7 @@ func (g *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt route)
 		tags = append(tags, rt.ref)
 	}
 	for _, t := range r.URL.Query()["tag"] {
-		if !validTag(t) {
+		if reference.ValidateTag(t) != nil {
 			errcode.Write(w, errcode.TagInvalid.Errorf("invalid tag %q", t))
 			return
 		}

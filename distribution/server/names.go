@@ -4,73 +4,8 @@ import (
 	"strings"
 )
 
-// validName reports whether name matches the repository name grammar of distribution-spec:
-// [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*, at most 255 bytes.
-func validName(name string) bool {
-	if name == "" || len(name) > 255 {
-		return false
-	}
-	for comp := range strings.SplitSeq(name, "/") {
-		if !validComponent(comp) {
-			return false
-		}
-	}
-	return true
-}
-
-func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
-
-func validComponent(s string) bool {
-	i := 0
-	for {
-		// an alphanumeric run
-		j := i
-		for j < len(s) && isAlnum(s[j]) {
-			j++
-		}
-		if j == i {
-			return false
-		}
-		if j == len(s) {
-			return true
-		}
-		// a separator: ".", "_", "__" or "-+"
-		switch s[j] {
-		case '.':
-			j++
-		case '_':
-			j++
-			if j < len(s) && s[j] == '_' {
-				j++
-			}
-		case '-':
-			for j < len(s) && s[j] == '-' {
-				j++
-			}
-		default:
-			return false
-		}
-		i = j
-	}
-}
-
-// validTag reports whether tag matches [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}.
-func validTag(tag string) bool {
-	if tag == "" || len(tag) > 128 {
-		return false
-	}
-	for i := 0; i < len(tag); i++ {
-		c := tag[i]
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
-		if i > 0 {
-			ok = ok || c == '.' || c == '-'
-		}
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
+// Repository names and tags are checked with distribution/reference (ValidateRepository,
+// ValidateTag): one grammar for the client, the CLI and the server.
 
 // validUploadID reports whether id is one of ours: 32 lowercase hex characters.
 func validUploadID(id string) bool {

@@ -20,6 +20,7 @@ import (
 	"github.com/wharfoci/wharf/content"
 	"github.com/wharfoci/wharf/content/local"
 	"github.com/wharfoci/wharf/distribution/errcode"
+	"github.com/wharfoci/wharf/distribution/reference"
 	"github.com/wharfoci/wharf/errdef"
 )
 
@@ -221,7 +222,7 @@ func (g *Registry) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		errcode.Write(w, &errcode.Error{Code: errcode.NameUnknown, Message: "no such endpoint: " + r.URL.Path, Status: http.StatusNotFound})
 		return
 	}
-	if rt.kind != routeBase && rt.kind != routeCatalog && !validName(rt.name) {
+	if rt.kind != routeBase && rt.kind != routeCatalog && reference.ValidateRepository(rt.name) != nil {
 		errcode.Write(w, errcode.NameInvalid.Errorf("invalid repository name %q", rt.name))
 		return
 	}

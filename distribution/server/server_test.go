@@ -19,6 +19,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/wharfoci/wharf/content"
+	"github.com/wharfoci/wharf/distribution/reference"
 )
 
 func newTestServer(t *testing.T) (*httptest.Server, *Registry) {
@@ -75,8 +76,8 @@ func TestNames(t *testing.T) {
 		{"a/../b", false}, {strings.Repeat("a", 256), false}, {"", false}, {"a/_blobs", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := validName(tc.name); got != tc.ok {
-				t.Fatalf("validName(%q) = %v", tc.name, got)
+			if got := reference.ValidateRepository(tc.name) == nil; got != tc.ok {
+				t.Fatalf("ValidateRepository(%q) ok = %v", tc.name, got)
 			}
 		})
 	}

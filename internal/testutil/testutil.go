@@ -5,6 +5,7 @@ package testutil
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,4 +110,30 @@ func Image(t testing.TB, name string) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// Result is what a command run by Exec did.
+type Result struct {
+	Code           int
+	Stdout, Stderr string
+}
+
+// Exec runs name with args and returns its exit code and output; only a failure to start it
+// fails the test.
+func Exec(t testing.TB, name string, args ...string) Result {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := Result{Stdout: out.String(), Stderr: errb.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.Code = ee.ExitCode()
+	default:
+		t.Fatalf("%s %s: %v", name, strings.Join(args, " "), err)
+	}
+	return r
 }

@@ -3,63 +3,28 @@
 package cli
 
 import (
+	"github.com/wharfoci/wharf/internal/testutil"
+
 	"archive/tar"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 )
 
-// wharfBin is the built wharf binary: $WHARF_BIN/wharf (make integration sets it).
-func wharfBin(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("WHARF_BIN")
-	if dir == "" {
-		dir = "../../bin"
-	}
-	bin, err := filepath.Abs(filepath.Join(dir, "wharf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(bin); err != nil {
-		if os.Getenv("WHARF_PEERS") == "1" {
-			t.Fatalf("wharf binary: %v (run make build)", err)
-		}
-		t.Skipf("wharf binary: %v (run make build)", err)
-	}
-	return bin
-}
+// result is what one run of the wharf binary did.
+type result = testutil.Result
 
-type result struct {
-	code           int
-	stdout, stderr string
-}
-
-// wharf runs the binary with args in dir (or the current directory when empty).
+// wharf runs the built binary ($WHARF_BIN/wharf) with args.
 func wharf(t *testing.T, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(wharfBin(t), args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String()}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	default:
-		t.Fatalf("run wharf %s: %v", strings.Join(args, " "), err)
-	}
-	return r
+	return testutil.Exec(t, testutil.Bin(t, "wharf"), args...)
 }
 
 func sha(b []byte) string {

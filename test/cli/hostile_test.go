@@ -169,20 +169,20 @@ func TestHostileLayouts(t *testing.T) {
 				{"copy", src, "oci-archive:" + dst + ".tar:latest"},
 			} {
 				r := wharf(t, args...)
-				if r.code == 0 && args[0] == "inspect" && tc.inspectOK {
+				if r.Code == 0 && args[0] == "inspect" && tc.inspectOK {
 					continue
 				}
-				if r.code == 0 {
-					t.Errorf("wharf %s: exit 0, want an error\nstdout: %.300s", args[0], r.stdout)
+				if r.Code == 0 {
+					t.Errorf("wharf %s: exit 0, want an error\nstdout: %.300s", args[0], r.Stdout)
 					continue
 				}
-				if !oneLine.MatchString(r.stderr) {
-					t.Errorf("wharf %s: stderr is not one \"wharf: \" line: %q", args[0], r.stderr)
+				if !oneLine.MatchString(r.Stderr) {
+					t.Errorf("wharf %s: stderr is not one \"wharf: \" line: %q", args[0], r.Stderr)
 				}
-				if args[0] == "validate" && !want.MatchString(r.stderr) {
-					t.Errorf("wharf validate: error %q does not match %q", strings.TrimSpace(r.stderr), tc.want)
+				if args[0] == "validate" && !want.MatchString(r.Stderr) {
+					t.Errorf("wharf validate: error %q does not match %q", strings.TrimSpace(r.Stderr), tc.want)
 				}
-				t.Logf("wharf %s → exit %d: %s", strings.Join(args[:1], " "), r.code, strings.TrimSpace(r.stderr))
+				t.Logf("wharf %s → exit %d: %s", strings.Join(args[:1], " "), r.Code, strings.TrimSpace(r.Stderr))
 			}
 			if after := outside(); after != before {
 				t.Errorf("files outside the layout changed:\nbefore:\n%s\nafter:\n%s", before, after)
@@ -206,8 +206,8 @@ func TestValidImage(t *testing.T) {
 		{"copy", src, "oci:" + filepath.Join(base, "dst") + ":latest"},
 		{"validate", "oci:" + filepath.Join(base, "dst") + ":latest"},
 	} {
-		if r := wharf(t, args...); r.code != 0 {
-			t.Fatalf("wharf %s: exit %d: %s", strings.Join(args, " "), r.code, r.stderr)
+		if r := wharf(t, args...); r.Code != 0 {
+			t.Fatalf("wharf %s: exit %d: %s", strings.Join(args, " "), r.Code, r.Stderr)
 		}
 	}
 }
@@ -228,8 +228,8 @@ func TestUsageErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := wharf(t, tc.args...)
-			if r.code != tc.code || !strings.HasPrefix(r.stderr, "wharf: ") || strings.Count(r.stderr, "\n") != 1 {
-				t.Fatalf("exit %d (want %d), stderr %q", r.code, tc.code, r.stderr)
+			if r.Code != tc.code || !strings.HasPrefix(r.Stderr, "wharf: ") || strings.Count(r.Stderr, "\n") != 1 {
+				t.Fatalf("exit %d (want %d), stderr %q", r.Code, tc.code, r.Stderr)
 			}
 		})
 	}

@@ -3,6 +3,8 @@
 package interop
 
 import (
+	"github.com/wharfoci/wharf/internal/testutil"
+
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -16,57 +18,6 @@ import (
 	"sync"
 	"testing"
 )
-
-// peers: a missing one fails the run with WHARF_PEERS=1 (make integration), else skips.
-func need(t *testing.T, names ...string) {
-	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			if os.Getenv("WHARF_PEERS") == "1" {
-				t.Fatalf("peer %s is missing (run hack/install-deps.sh): %v", n, err)
-			}
-			t.Skipf("peer %s is missing: %v", n, err)
-		}
-	}
-	if os.Geteuid() != 0 {
-		if os.Getenv("WHARF_PEERS") == "1" {
-			t.Fatal("the interop tests need root (umoci unpack, make-busybox.sh)")
-		}
-		t.Skip("needs root")
-	}
-}
-
-func wharfBin(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("WHARF_BIN")
-	if dir == "" {
-		dir = "../../bin"
-	}
-	bin, err := filepath.Abs(filepath.Join(dir, "wharf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(bin); err != nil {
-		if os.Getenv("WHARF_PEERS") == "1" {
-			t.Fatalf("wharf binary: %v (run make build)", err)
-		}
-		t.Skipf("wharf binary: %v (run make build)", err)
-	}
-	return bin
-}
-
-func sharedDir(t *testing.T) string {
-	t.Helper()
-	d := os.Getenv("WHARF_SHARED")
-	if d == "" {
-		d = "../../../shared"
-	}
-	d, _ = filepath.Abs(d)
-	if _, err := os.Stat(filepath.Join(d, "peers", "images")); err != nil {
-		t.Fatalf("shared peer scripts: %v (set WHARF_SHARED)", err)
-	}
-	return d
-}
 
 // run runs a command and fails the test if it fails; it returns stdout.
 func run(t *testing.T, name string, args ...string) string {
@@ -102,8 +53,8 @@ var images struct {
 // and a multi-arch nested index (make-multiarch.sh, which skopeo reads and umoci cannot).
 func peerImages(t *testing.T) (umoci, skopeo, multi string) {
 	t.Helper()
-	need(t, "skopeo", "umoci", "jq")
-	shared := sharedDir(t)
+	testutil.Need(t, "skopeo", "umoci", "jq")
+	shared := testutil.Shared(t)
 	images.once.Do(func() {
 		images.dir, images.err = os.MkdirTemp("", "wharf-interop-")
 		if images.err != nil {
@@ -161,7 +112,7 @@ func inspectSummary(t *testing.T, bin string, args ...string) summary {
 // TestReadPeerLayouts: layouts written by umoci and skopeo, and a nested multi-arch index, are
 // read, validated and inspected by wharf as skopeo inspects them.
 func TestReadPeerLayouts(t *testing.T) {
-	w := wharfBin(t)
+	w := testutil.Bin(t, "wharf")
 	umoci, skopeo, multi := peerImages(t)
 	tests := []struct {
 		name, dir string
@@ -207,7 +158,7 @@ func TestReadPeerLayouts(t *testing.T) {
 // TestPeersReadWharfCopies: what wharf copy writes (from each peer-made layout) validates, is
 // unpacked by umoci and copied by skopeo, as a layout and as an oci-archive.
 func TestPeersReadWharfCopies(t *testing.T) {
-	w := wharfBin(t)
+	w := testutil.Bin(t, "wharf")
 	umoci, skopeo, multi := peerImages(t)
 	tests := []struct {
 		name, src string
@@ -264,7 +215,7 @@ func TestPeersReadWharfCopies(t *testing.T) {
 
 // TestWharfEditsPeerLayout: tag, untag and gc on a layout umoci wrote leave one umoci still reads.
 func TestWharfEditsPeerLayout(t *testing.T) {
-	w := wharfBin(t)
+	w := testutil.Bin(t, "wharf")
 	umoci, _, _ := peerImages(t)
 	dir := filepath.Join(t.TempDir(), "edit")
 	run(t, w, "copy", "oci:"+umoci+":latest", "oci:"+dir+":latest")

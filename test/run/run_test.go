@@ -25,27 +25,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-type result struct {
-	code           int
-	stdout, stderr string
-}
-
-func wharf(t *testing.T, args ...string) result {
+func wharf(t *testing.T, args ...string) testutil.Result {
 	t.Helper()
-	cmd := exec.Command(testutil.Bin(t, "wharf"), args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String()}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	default:
-		t.Fatalf("wharf %s: %v", strings.Join(args, " "), err)
-	}
-	return r
+	return testutil.Exec(t, testutil.Bin(t, "wharf"), args...)
 }
 
 // TestRun runs the busybox image from a layout with wharf-runtime and with runc: output, the
@@ -79,9 +61,9 @@ func TestRun(t *testing.T) {
 				args = append(append(args, img), tc.args...)
 			}
 			r := wharf(t, args...)
-			if r.code != tc.code || r.stdout != tc.stdout {
+			if r.Code != tc.code || r.Stdout != tc.stdout {
 				t.Fatalf("wharf %s: exit %d, stdout %q, stderr %q; want exit %d, stdout %q",
-					strings.Join(args, " "), r.code, r.stdout, r.stderr, tc.code, tc.stdout)
+					strings.Join(args, " "), r.Code, r.Stdout, r.Stderr, tc.code, tc.stdout)
 			}
 		})
 	}
@@ -151,8 +133,8 @@ func TestRunErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := wharf(t, tc.args...)
-			if r.code != tc.code || !strings.Contains(r.stderr, tc.msg) || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
-				t.Fatalf("exit %d, stderr %q; want exit %d and one line with %q", r.code, r.stderr, tc.code, tc.msg)
+			if r.Code != tc.code || !strings.Contains(r.Stderr, tc.msg) || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 {
+				t.Fatalf("exit %d, stderr %q; want exit %d and one line with %q", r.Code, r.Stderr, tc.code, tc.msg)
 			}
 		})
 	}
@@ -201,8 +183,8 @@ func TestWalkthrough(t *testing.T) {
 		{"unpack", "oci:" + pulled + ":latest", bundle},
 	}
 	for _, s := range steps {
-		if r := wharf(t, s...); r.code != 0 {
-			t.Fatalf("wharf %s: exit %d: %s", strings.Join(s, " "), r.code, r.stderr)
+		if r := wharf(t, s...); r.Code != 0 {
+			t.Fatalf("wharf %s: exit %d: %s", strings.Join(s, " "), r.Code, r.Stderr)
 		}
 	}
 	cmd := exec.Command(rt, "--root", filepath.Join(work, "rt"), "run", "--bundle", bundle, "walkthrough")
@@ -212,7 +194,7 @@ func TestWalkthrough(t *testing.T) {
 		t.Fatalf("wharf-runtime run: %v: %s", err, out)
 	}
 	r := wharf(t, "run", "--state-dir", filepath.Join(work, "state"), "--runtime-root", filepath.Join(work, "rt"), ref, "cat", "/etc/passwd")
-	if r.code != 0 || !strings.Contains(r.stdout, "root:") {
-		t.Fatalf("wharf run %s: exit %d: %s %s", ref, r.code, r.stdout, r.stderr)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "root:") {
+		t.Fatalf("wharf run %s: exit %d: %s %s", ref, r.Code, r.Stdout, r.Stderr)
 	}
 }

@@ -3,6 +3,8 @@
 package runtime
 
 import (
+	"github.com/wharfoci/wharf/internal/testutil"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,32 +62,15 @@ func need(t *testing.T, what string, err error) {
 
 func rtBin(t *testing.T) string {
 	t.Helper()
-	dir := os.Getenv("WHARF_BIN")
-	if dir == "" {
-		dir = "../../bin"
-	}
-	bin, err := filepath.Abs(filepath.Join(dir, "wharf-runtime"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = os.Stat(bin)
-	need(t, "wharf-runtime binary (make build)", err)
 	if os.Getuid() != 0 {
 		t.Skip("wharf-runtime tests need root")
 	}
-	return bin
+	return testutil.Bin(t, "wharf-runtime")
 }
 
 func shared(t *testing.T) string {
 	t.Helper()
-	dir := os.Getenv("WHARF_SHARED")
-	if dir == "" {
-		dir = "../../../shared"
-	}
-	dir, _ = filepath.Abs(dir)
-	_, err := os.Stat(filepath.Join(dir, "peers", "images", "make-bundle.sh"))
-	need(t, "shared peer scripts (WHARF_SHARED)", err)
-	return dir
+	return testutil.Shared(t)
 }
 
 // env is one test's runtime: its own --root and a JSON log file.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"os"
 	"path"
@@ -49,7 +50,8 @@ type applier struct {
 	opts    Options
 	lim     Limits
 	pipe    *pipe
-	marks   map[string]uint8
+	marks   map[uint64]uint8 // hashed paths (a random seed: not forgeable) → mark bits
+	seed    maphash.Seed
 	dirs    map[string]*dirMeta // directory attributes to apply once the children are in place
 	stack   []openDir           // the open directories from the root to the last parent used
 	deep    openDir             // a parent too deep for the stack (fd -1 when none)
@@ -77,7 +79,7 @@ func Apply(ctx context.Context, root *rootfs.Root, r io.Reader, mediaType string
 	defer p.close()
 	a := &applier{
 		ctx: ctx, root: root, opts: opts, lim: lim, pipe: p,
-		marks: make(map[string]uint8), dirs: make(map[string]*dirMeta),
+		marks: make(map[uint64]uint8), seed: maphash.MakeSeed(), dirs: make(map[string]*dirMeta),
 		deep: openDir{fd: -1}, euid: os.Geteuid(), egid: os.Getegid(), umask: currentUmask(),
 		buf: make([]byte, 1<<20),
 	}
@@ -266,15 +268,19 @@ func typeName(t byte) string {
 	return "type " + strconv.Quote(string(t))
 }
 
+// key hashes a path for marks: 8 bytes per path keep the bookkeeping of a huge layer small.
+func (a *applier) key(p string) uint64 { return maphash.String(a.seed, p) }
+
 // mark records that this layer wrote p.
 func (a *applier) mark(p string) {
-	a.marks[p] |= markCreated
+	a.marks[a.key(p)] |= markCreated
 	for q := p; ; {
 		d, _ := splitPath(q)
-		if d == "." || a.marks[d]&markAbove != 0 {
+		k := a.key(d)
+		if d == "." || a.marks[k]&markAbove != 0 {
 			return
 		}
-		a.marks[d] |= markAbove
+		a.marks[k] |= markAbove
 		q = d
 	}
 }
@@ -803,7 +809,7 @@ func (a *applier) opaque(dir string) error {
 
 // prune removes name (at p) in the directory pfd, keeping what this layer created.
 func (a *applier) prune(pfd int, name, p string) error {
-	m := a.marks[p]
+	m := a.marks[a.key(p)]
 	if m == 0 {
 		return removeAllAt(pfd, name)
 	}

@@ -86,12 +86,12 @@ func Walk(root *rootfs.Root, fn func(Record) error) error {
 // collect lists every directory of root in parallel: directory path → its entries, sorted.
 func collect(root *rootfs.Root) (map[string][]Record, error) {
 	var (
-		mu      sync.Mutex
-		cond    = sync.NewCond(&mu)
-		queue   = []string{"."}
-		busy    int
+		mu       sync.Mutex
+		cond     = sync.NewCond(&mu)
+		queue    = []string{"."}
+		busy     int
 		firstErr error
-		out     = map[string][]Record{}
+		out      = map[string][]Record{}
 	)
 	list := func(dir string) ([]Record, []string, error) {
 		fd, err := root.OpenFDNoSymlinks(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)

@@ -38,7 +38,7 @@ func TestRepackUmociAgrees(t *testing.T) {
 			must(os.RemoveAll(j("root")))
 			must(os.MkdirAll(j("root/.config/app"), 0700))
 			must(os.WriteFile(j("root/.config/app/x"), []byte("x"), 0600))
-			must(os.RemoveAll(j("etc")+"/group"))
+			must(os.RemoveAll(j("etc") + "/group"))
 			must(os.Chmod(j("bin/busybox"), 04755))
 			must(os.Remove(j("bin/cat")))
 			must(os.Symlink("/nowhere", j("bin/cat")))

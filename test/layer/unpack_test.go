@@ -70,3 +70,30 @@ func TestRuncRunsBundle(t *testing.T) {
 		t.Errorf("runc output %q", got)
 	}
 }
+
+// TestUnpackPlatform: --platform picks the manifest of a nested index (make-multiarch.sh).
+func TestUnpackPlatform(t *testing.T) {
+	need(t, "umoci", "skopeo")
+	bin := wharfBin(t)
+	layout := testImage(t, "multiarch")
+	for _, tc := range []struct{ platform, arch string }{{"linux/arm64", "arm64"}, {"linux/amd64", "amd64"}} {
+		t.Run(tc.arch, func(t *testing.T) {
+			b := filepath.Join(t.TempDir(), "bundle")
+			run(t, bin, "unpack", "--platform", tc.platform, "oci:"+layout+":latest", b)
+			raw, err := os.ReadFile(filepath.Join(b, "config.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cfg struct {
+				Annotations map[string]string `json:"annotations"`
+			}
+			json.Unmarshal(raw, &cfg)
+			if got := cfg.Annotations["org.opencontainers.image.architecture"]; got != tc.arch {
+				t.Errorf("architecture annotation %q, want %q", got, tc.arch)
+			}
+			if _, err := os.Stat(filepath.Join(b, "rootfs", "bin", "busybox")); err != nil {
+				t.Errorf("busybox: %v", err)
+			}
+		})
+	}
+}

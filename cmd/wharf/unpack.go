@@ -8,7 +8,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
 
-	"github.com/wharfoci/wharf/image"
 	"github.com/wharfoci/wharf/image/bundle"
 	"github.com/wharfoci/wharf/image/layer"
 )
@@ -64,11 +63,13 @@ that "wharf repack" finds what changed without re-reading unchanged files.
 runtime and add the user namespace to config.json. The --max-* limits end decompression, sparse
 and inode bombs with an error before they fill a disk.`,
 		Example: `  wharf unpack oci:./busybox:latest ./bundle && cd bundle && runc run demo
+  wharf unpack docker://127.0.0.1:5000/demo/busybox:latest ./bundle
   wharf unpack --platform linux/arm64 oci:./multi:latest ./bundle-arm64
   wharf unpack --uid-map 0:100000:65536 --gid-map 0:100000:65536 oci:./busybox ./rootless`,
 		Args: exactArgs(2),
 	}
 	platform := platformFlag(cmd, "the platform to unpack from an index (default: this machine's)")
+	rf := addRegistryFlags(cmd, false)
 	cmd.Flags().StringArrayVar(&uidMaps, "uid-map", nil, "shift owners: CONTAINER:HOST:SIZE (repeatable)")
 	cmd.Flags().StringArrayVar(&gidMaps, "gid-map", nil, "shift groups: CONTAINER:HOST:SIZE (repeatable)")
 	cmd.Flags().Int64Var(&lim.MaxBytes, "max-layer-bytes", layer.DefaultMaxBytes, "refuse a layer that expands to more bytes (-1: no limit)")
@@ -89,20 +90,12 @@ and inode bombs with an error before they fill a disk.`,
 			return err
 		}
 		ctx := cmd.Context()
-		h, d, err := openImage(ctx, args[0])
+		h, md, err := openManifest(ctx, args[0], p, rf)
 		if err != nil {
 			return err
 		}
 		defer h.Close()
-		want := image.DefaultPlatform()
-		if p != nil {
-			want = *p
-		}
-		md, err := image.SelectManifest(ctx, h, d, want)
-		if err != nil {
-			return err
-		}
-		res, err := bundle.Unpack(ctx, h, md, args[1], bundle.Options{
+		res, err := bundle.Unpack(ctx, h.Target(), md, args[1], bundle.Options{
 			UIDMap: um, GIDMap: gm, Limits: lim,
 			Progress: func(i, n int, l ocispec.Descriptor) {
 				opts.debugf(cmd, "layer %d/%d %s (%d bytes)", i+1, n, l.Digest, l.Size)

@@ -2,52 +2,23 @@ package bundle
 
 import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/wharfoci/wharf/internal/specdefault"
 )
 
 // DefaultPath is the PATH a process gets when the image sets none.
-const DefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+const DefaultPath = specdefault.Path
 
-// DefaultSpec returns the runtime configuration every bundle starts from, close to `runc spec`:
-// pid, network, ipc, uts, mount and cgroup namespaces, the usual /proc, /dev, /sys mounts,
-// masked and read-only kernel paths, a small capability set, RLIMIT_NOFILE 1024 and
-// noNewPrivileges. The root is writable (a bundle is also where changes for repack are made).
+// DefaultSpec returns the runtime configuration every bundle starts from: runc's default
+// (internal/specdefault: pid, network, ipc, uts, mount and cgroup namespaces, the usual /proc,
+// /dev, /sys mounts, masked and read-only kernel paths, a small capability set, RLIMIT_NOFILE
+// 1024, noNewPrivileges) with a writable root (a bundle is also where changes for repack are
+// made), no terminal, and root as the user until the image says otherwise.
 func DefaultSpec() *specs.Spec {
-	caps := []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
-	return &specs.Spec{
-		Version: specs.Version,
-		Process: &specs.Process{
-			User: specs.User{UID: 0, GID: 0},
-			Args: []string{"sh"},
-			Env:  []string{DefaultPath},
-			Cwd:  "/",
-			Capabilities: &specs.LinuxCapabilities{
-				Bounding: caps, Effective: caps, Permitted: caps,
-			},
-			Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1024, Soft: 1024}},
-			NoNewPrivileges: true,
-		},
-		Root:     &specs.Root{Path: "rootfs"},
-		Hostname: "wharf",
-		Mounts: []specs.Mount{
-			{Destination: "/proc", Type: "proc", Source: "proc"},
-			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
-			{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
-			{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
-			{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
-			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
-			{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
-		},
-		Linux: &specs.Linux{
-			Resources: &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}},
-			Namespaces: []specs.LinuxNamespace{
-				{Type: specs.PIDNamespace}, {Type: specs.NetworkNamespace}, {Type: specs.IPCNamespace},
-				{Type: specs.UTSNamespace}, {Type: specs.MountNamespace}, {Type: specs.CgroupNamespace},
-			},
-			MaskedPaths: []string{
-				"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-				"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
-			},
-			ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
-		},
-	}
+	s := specdefault.Spec()
+	s.Root.Readonly = false
+	s.Process.Terminal = false
+	s.Process.Env = []string{DefaultPath}
+	s.Process.User = specs.User{UID: 0, GID: 0}
+	return s
 }

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,67 +19,6 @@ func (r *Root) OpenFD(name string, flags int, mode uint32) (int, error) {
 // be made through a symlink.
 func (r *Root) OpenFDNoSymlinks(name string, flags int, mode uint32) (int, error) {
 	return r.openat2(name, flags, mode, resolve|unix.RESOLVE_NO_SYMLINKS)
-}
-
-// MkdirAllFD creates name and its missing parents inside the root (each with mode, before
-// umask) and returns a raw O_PATH descriptor of the directory. Unlike MkdirAll, a dangling
-// symlink on the way is followed inside the root and the directories it names are created
-// there (as a chroot-ed mkdir -p would); more than 40 symlinks give ELOOP.
-func (r *Root) MkdirAllFD(name string, mode uint32) (int, error) {
-	p := Clean(name)
-	const dirFlags = unix.O_PATH | unix.O_DIRECTORY
-restart:
-	for hops := 0; hops <= 40; hops++ {
-		if fd, err := r.openat2(p, dirFlags, 0, resolve); err == nil {
-			return fd, nil
-		} else if !errors.Is(err, unix.ENOENT) {
-			return -1, err
-		}
-		cur, err := unix.Dup(r.fd)
-		if err != nil {
-			return -1, err
-		}
-		done := ""
-		comps := strings.Split(p, "/")
-		for i, c := range comps {
-			next := path.Join(done, c)
-			fd, err := r.openat2(next, dirFlags, 0, resolve)
-			if err != nil && errors.Is(err, unix.ENOENT) {
-				if link, lerr := readlinkat(cur, c); lerr == nil {
-					// a dangling symlink: continue from what it names, inside the root
-					unix.Close(cur)
-					rest := strings.Join(comps[i+1:], "/")
-					if path.IsAbs(link) {
-						p = Clean(link + "/" + rest)
-					} else {
-						p = Clean(done + "/" + link + "/" + rest)
-					}
-					continue restart
-				}
-				if merr := unix.Mkdirat(cur, c, mode); merr != nil && !errors.Is(merr, unix.EEXIST) {
-					unix.Close(cur)
-					return -1, &os.PathError{Op: "mkdir", Path: path.Join(r.path, next), Err: merr}
-				}
-				fd, err = r.openat2(next, dirFlags, 0, resolve)
-			}
-			unix.Close(cur)
-			if err != nil {
-				return -1, err
-			}
-			cur, done = fd, next
-		}
-		return cur, nil
-	}
-	return -1, &os.PathError{Op: "mkdir", Path: path.Join(r.path, Clean(name)), Err: unix.ELOOP}
-}
-
-func readlinkat(dirfd int, name string) (string, error) {
-	buf := make([]byte, 4096)
-	n, err := unix.Readlinkat(dirfd, name, buf)
-	if err != nil {
-		return "", err
-	}
-	return string(buf[:n]), nil
 }
 
 // ReadFile reads at most limit bytes of the regular file name inside the root, following

@@ -10,13 +10,36 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// MkdirAllFollow is MkdirAllXDev for mount points: a symlink met on the way, dangling ones
+// MkdirAllFollow creates name and its missing parents inside the root, as a chroot-ed
+// `mkdir -p` would, and returns an O_PATH descriptor of the directory. It may cross mount points
+// inside the root (a runtime's mount destinations). A symlink met on the way, dangling ones
 // included, is followed inside the root and what it names is created (as runc does for a mount
 // destination). Resolution is one component at a time; every lookup is openat2 with
 // RESOLVE_IN_ROOT, and absolute or ".."-climbing link targets clamp at the root, so nothing
-// outside the root is created or opened. It returns an O_PATH descriptor of the directory.
+// outside the root is created or opened. More than 40 symlinks give ELOOP.
 func (r *Root) MkdirAllFollow(name string, mode uint32) (*os.File, error) {
-	const res = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
+	fd, done, err := r.mkdirAllFollow(name, mode, unix.RESOLVE_IN_ROOT|unix.RESOLVE_NO_MAGICLINKS)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), path.Join(r.path, done)), nil
+}
+
+// MkdirAllFD is MkdirAllFollow returning a raw descriptor, without crossing mount points (for
+// hot paths that issue *at system calls, such as applying a layer). The caller closes it with
+// unix.Close.
+func (r *Root) MkdirAllFD(name string, mode uint32) (int, error) {
+	fd, _, err := r.mkdirAllFollow(name, mode, resolve)
+	return fd, err
+}
+
+// mkdirAllFollow is the one implementation behind MkdirAllFollow and MkdirAllFD: it returns the
+// directory's descriptor and its resolved root-relative path.
+func (r *Root) mkdirAllFollow(name string, mode uint32, res uint64) (int, string, error) {
+	// Fast path: the directory is there (symlinks on the way resolve inside the root).
+	if fd, err := r.openat2(name, unix.O_PATH|unix.O_DIRECTORY, 0, res); err == nil {
+		return fd, Clean(name), nil
+	}
 	rest := strings.Split(Clean(name), "/")
 	done := "." // resolved, symlink-free, root-relative
 	links := 0
@@ -35,7 +58,7 @@ func (r *Root) MkdirAllFollow(name string, mode uint32) (*os.File, error) {
 		if errors.Is(err, unix.ENOENT) {
 			parent, perr := r.openat2(done, unix.O_PATH|unix.O_DIRECTORY, 0, res)
 			if perr != nil {
-				return nil, perr
+				return -1, "", perr
 			}
 			merr := unix.Mkdirat(parent, c, mode)
 			if merr != nil && errors.Is(merr, unix.EBADF) {
@@ -44,7 +67,7 @@ func (r *Root) MkdirAllFollow(name string, mode uint32) (*os.File, error) {
 			}
 			unix.Close(parent)
 			if merr != nil && !errors.Is(merr, unix.EEXIST) {
-				return nil, &os.PathError{Op: "mkdir", Path: path.Join(r.path, next), Err: merr}
+				return -1, "", &os.PathError{Op: "mkdir", Path: path.Join(r.path, next), Err: merr}
 			}
 			rest = append([]string{c}, rest...) // look again: it may have raced into a symlink
 			if merr == nil {
@@ -54,12 +77,12 @@ func (r *Root) MkdirAllFollow(name string, mode uint32) (*os.File, error) {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return -1, "", err
 		}
 		var st unix.Stat_t
 		if err := unix.Fstat(fd, &st); err != nil {
 			unix.Close(fd)
-			return nil, &os.PathError{Op: "stat", Path: path.Join(r.path, next), Err: err}
+			return -1, "", &os.PathError{Op: "stat", Path: path.Join(r.path, next), Err: err}
 		}
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFLNK:
@@ -67,10 +90,10 @@ func (r *Root) MkdirAllFollow(name string, mode uint32) (*os.File, error) {
 			n, err := unix.Readlinkat(fd, "", buf)
 			unix.Close(fd)
 			if err != nil {
-				return nil, &os.PathError{Op: "readlink", Path: path.Join(r.path, next), Err: err}
+				return -1, "", &os.PathError{Op: "readlink", Path: path.Join(r.path, next), Err: err}
 			}
 			if links++; links > 40 {
-				return nil, &os.PathError{Op: "mkdir", Path: path.Join(r.path, Clean(name)), Err: unix.ELOOP}
+				return -1, "", &os.PathError{Op: "mkdir", Path: path.Join(r.path, Clean(name)), Err: unix.ELOOP}
 			}
 			target := string(buf[:n])
 			if strings.HasPrefix(target, "/") {
@@ -82,12 +105,12 @@ func (r *Root) MkdirAllFollow(name string, mode uint32) (*os.File, error) {
 			done = next
 		default:
 			unix.Close(fd)
-			return nil, &os.PathError{Op: "mkdir", Path: path.Join(r.path, next), Err: unix.ENOTDIR}
+			return -1, "", &os.PathError{Op: "mkdir", Path: path.Join(r.path, next), Err: unix.ENOTDIR}
 		}
 	}
 	fd, err := r.openat2(done, unix.O_PATH|unix.O_DIRECTORY, 0, res)
 	if err != nil {
-		return nil, err
+		return -1, "", err
 	}
-	return os.NewFile(uintptr(fd), path.Join(r.path, done)), nil
+	return fd, done, nil
 }

@@ -2,10 +2,7 @@ package main
 
 import (
 	"fmt"
-	"sync"
-	"time"
 
-	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
@@ -40,7 +37,10 @@ When SRC is an index (a multi-platform image), only the manifest for this machin
 is copied, as skopeo does; --platform picks another, --all copies the whole index. Without a
 tag, DST is named with SRC's tag (or "latest" when SRC has none).
 
-A line is printed on stderr for each blob copied or skipped (none with --quiet or --json).`,
+Progress goes to stderr. On a terminal, a bar for each blob in flight and a total bar are
+redrawn in place, and each finished blob leaves a line ("copied", "skipped" or "mounted", its
+kind, short digest and size); elsewhere only those lines are printed, or with --json one JSON
+object per blob ({"event","mediaType","digest","size"}). --quiet prints none.`,
 		Example: `  wharf copy oci:./busybox:latest oci:./mirror:v1
   wharf copy --all oci:./multi:latest oci-archive:./multi.tar:latest
   wharf copy --platform linux/arm64 oci:./multi:latest oci:./arm64
@@ -98,7 +98,8 @@ A line is printed on stderr for each blob copied or skipped (none with --quiet o
 		}
 		defer dst.Close()
 
-		pr := &copyProgress{opts: opts, cmd: cmd, tty: isTerminal(cmd.ErrOrStderr())}
+		pr := newCopyProgress(pickProgressMode(opts, cmd.ErrOrStderr()), cmd.ErrOrStderr())
+		defer pr.close()
 		copyOpts := imagecopy.Options{
 			Concurrency:  concurrency,
 			Platform:     p,
@@ -116,7 +117,9 @@ A line is printed on stderr for each blob copied or skipped (none with --quiet o
 			source, root = conv, conv.root
 			defer conv.report(opts, cmd)
 		}
+		pr.expectGraph(ctx, source, root, p, all)
 		d, err := imagecopy.Copy(ctx, source, root.Digest.String(), dst.Target(), tag, copyOpts)
+		pr.close()
 		if err != nil {
 			return fmt.Errorf("copy %s to %s: %w", src.Ref, dstRef, err)
 		}
@@ -144,101 +147,6 @@ A line is printed on stderr for each blob copied or skipped (none with --quiet o
 		return nil
 	}
 	return cmd
-}
-
-// copyProgress prints one line per finished blob and counts them; on a terminal it also keeps a
-// status line of the transfers in flight, redrawn at most every 100 ms. Copy calls it from
-// several goroutines.
-type copyProgress struct {
-	opts *globalOptions
-	cmd  *cobra.Command
-	tty  bool // stderr is a terminal: draw the status line
-
-	mu              sync.Mutex
-	copied, skipped int
-	bytes           int64
-	inflight        map[digest.Digest]imagecopy.Progress
-	drawn           time.Time
-	status          bool // a status line is on screen
-}
-
-func (p *copyProgress) report(ev imagecopy.Progress) {
-	if p.opts.JSON || p.opts.Quiet {
-		p.count(ev)
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if ev.State == imagecopy.Transferring {
-		if !p.tty {
-			return
-		}
-		if p.inflight == nil {
-			p.inflight = map[digest.Digest]imagecopy.Progress{}
-		}
-		p.inflight[ev.Descriptor.Digest] = ev
-		if time.Since(p.drawn) >= 100*time.Millisecond {
-			p.draw()
-		}
-		return
-	}
-	delete(p.inflight, ev.Descriptor.Digest)
-	p.countLocked(ev)
-	p.clear()
-	verb := map[imagecopy.State]string{imagecopy.Skipped: "skipped", imagecopy.Mounted: "mounted"}[ev.State]
-	if verb == "" {
-		verb = "copied"
-	}
-	d := ev.Descriptor
-	fmt.Fprintf(p.cmd.ErrOrStderr(), "%-7s %-8s %s  %s\n", verb, kindName(d.MediaType), shortDigest(d.Digest), humanBytes(d.Size))
-	if len(p.inflight) > 0 {
-		p.draw()
-	}
-}
-
-func (p *copyProgress) count(ev imagecopy.Progress) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.countLocked(ev)
-}
-
-func (p *copyProgress) countLocked(ev imagecopy.Progress) {
-	switch ev.State {
-	case imagecopy.Transferring:
-	case imagecopy.Skipped:
-		p.skipped++
-	case imagecopy.Mounted:
-		p.copied++
-	default:
-		p.copied++
-		p.bytes += ev.Descriptor.Size
-	}
-}
-
-// draw writes the status line: the transfers in flight and their bytes so far.
-func (p *copyProgress) draw() {
-	var done, total int64
-	for _, ev := range p.inflight {
-		done += ev.Done
-		total += ev.Descriptor.Size
-	}
-	fmt.Fprintf(p.cmd.ErrOrStderr(), "\r\x1b[Kcopying %d %s: %s of %s", len(p.inflight), plural2(len(p.inflight), "blob", "blobs"), humanBytes(done), humanBytes(total))
-	p.status, p.drawn = true, time.Now()
-}
-
-// clear erases the status line before a line is printed.
-func (p *copyProgress) clear() {
-	if p.status {
-		fmt.Fprint(p.cmd.ErrOrStderr(), "\r\x1b[K")
-		p.status = false
-	}
-}
-
-// done erases the status line at the end of the copy.
-func (p *copyProgress) done() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.clear()
 }
 
 // kindName is a short word for a descriptor's media type.

@@ -394,18 +394,28 @@ const (
 )
 
 // barLine lays out one bar line in at most width-1 columns (the last column is left alone: a
-// character there wraps on some terminals).
+// character there wraps on some terminals). The label and bytes always show; the rate and
+// then the bar are left out, whole, when the terminal is too narrow for them.
 func barLine(width int, label string, done, total, perSec int64) string {
-	nums := fmt.Sprintf(" %9s / %-9s %11s", humanBytes(done), humanBytes(total), humanBytes(perSec)+"/s")
 	if len(label) < barLabelWidth {
 		label += strings.Repeat(" ", barLabelWidth-len(label))
 	}
 	label += "  "
+	nums := fmt.Sprintf("%9s / %-9s", humanBytes(done), humanBytes(total))
+	speed := fmt.Sprintf(" %11s", humanBytes(perSec)+"/s")
+	avail := width - 1 - len(label) - len(nums)
+	withSpeed := avail >= len(speed)
+	if withSpeed {
+		avail -= len(speed)
+	}
 	line := label
-	if bw := min(width-1-len(label)-len(nums)-2, barMaxWidth); bw >= barMinWidth {
-		line += "[" + drawBar(bw, done, total) + "]"
+	if bw := min(avail-3, barMaxWidth); bw >= barMinWidth {
+		line += "[" + drawBar(bw, done, total) + "] "
 	}
 	line += nums
+	if withSpeed {
+		line += speed
+	}
 	return cut(line, width-1)
 }
 

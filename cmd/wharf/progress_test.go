@@ -326,3 +326,40 @@ func TestPickProgressMode(t *testing.T) {
 		})
 	}
 }
+
+func TestBarLine(t *testing.T) {
+	label := fmt.Sprintf("%-7s %-8s %s", "copying", "layer", shortDigest(testDigest("a")))
+	for _, tc := range []struct {
+		name            string
+		width           int
+		bar, rate, full bool
+	}{
+		{"wide", 200, true, true, true},
+		{"80 columns", 80, true, true, true},
+		{"no room for the bar", 70, false, true, true},
+		{"no room for the rate", 60, false, false, true},
+		{"too narrow for the bytes", 40, false, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := barLine(tc.width, label, 3<<20, 8<<20, 5<<20)
+			if n := len([]rune(l)); n > tc.width-1 {
+				t.Fatalf("%d columns: %q", n, l)
+			}
+			if !strings.HasPrefix(l, label) {
+				t.Fatalf("no label: %q", l)
+			}
+			if got := strings.Contains(l, "["); got != tc.bar {
+				t.Errorf("bar %v, want %v: %q", got, tc.bar, l)
+			}
+			if got := strings.Contains(l, "5.0 MiB/s"); got != tc.rate {
+				t.Errorf("rate %v, want %v: %q", got, tc.rate, l)
+			}
+			if got := strings.Contains(l, "3.0 MiB / 8.0 MiB"); got != tc.full {
+				t.Errorf("bytes %v, want %v: %q", got, tc.full, l)
+			}
+			if tc.full && (strings.HasSuffix(l, "MiB/") || strings.HasSuffix(l, "Mi")) {
+				t.Errorf("a field is cut: %q", l)
+			}
+		})
+	}
+}

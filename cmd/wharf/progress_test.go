@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	imagecopy "github.com/wharfoci/wharf/image/copy"
+	"github.com/wharfoci/wharf/image/layout"
 )
 
 // fakeTerm is a terminal of a fixed width that interprets what the renderer writes: text,
@@ -220,6 +222,39 @@ func TestBarRenderer(t *testing.T) {
 		}
 	})
 
+	t.Run("concurrent transfers", func(t *testing.T) {
+		term := &fakeTerm{t: t, width: 80, height: 10}
+		r := newBarRenderer(term, term.size, time.Millisecond)
+		var wg sync.WaitGroup
+		want := map[string]bool{}
+		for i := range 16 {
+			d := testDigest(strconv.Itoa(i))
+			line := blobLine("copied", ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: d, Size: 100})
+			want[line] = true
+			wg.Go(func() {
+				for n := range 100 {
+					r.update(d, "copying "+shortDigest(d), int64(n), 100)
+					if n%10 == 0 {
+						time.Sleep(100 * time.Microsecond)
+					}
+				}
+				r.finish(d, line, 100, true)
+			})
+		}
+		wg.Wait()
+		r.Close()
+		s := term.screen()
+		for _, l := range s {
+			if !want[l] {
+				t.Errorf("unexpected line %q", l)
+			}
+			delete(want, l)
+		}
+		if len(want) > 0 || term.wrapped {
+			t.Fatalf("missing %d lines (wrapped %v):\n%s", len(want), term.wrapped, strings.Join(s, "\n"))
+		}
+	})
+
 	t.Run("redrawn by its goroutine", func(t *testing.T) {
 		term := &fakeTerm{t: t, width: 80, height: 24}
 		r := newBarRenderer(term, term.size, time.Millisecond)
@@ -362,4 +397,52 @@ func TestBarLine(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestCopyProgressTotal(t *testing.T) {
+	f := newFixture(t)
+	l, err := layout.Open(f.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	// totalLine paints and returns the total bar's line.
+	totalLine := func(t *testing.T, p *copyProgress, term *fakeTerm) string {
+		t.Helper()
+		p.bars.dirty = true
+		p.bars.paint()
+		s := term.screen()
+		return s[len(s)-1]
+	}
+	newProgress := func(t *testing.T) (*copyProgress, *fakeTerm) {
+		term := &fakeTerm{t: t, width: 100, height: 24}
+		p := &copyProgress{mode: progressBars, w: term, bars: newBarRenderer(term, term.size, 0)}
+		t.Cleanup(p.close)
+		return p, term
+	}
+	t.Run("this platform's image", func(t *testing.T) {
+		p, term := newProgress(t)
+		p.expectGraph(t.Context(), l, f.index, nil, false)
+		<-p.walked
+		if got := totalLine(t, p, term); !strings.HasPrefix(got, "total   0/3 blobs") {
+			t.Fatalf("manifest, config and layer: %q", got)
+		}
+	})
+	t.Run("every platform, some already there", func(t *testing.T) {
+		p, term := newProgress(t)
+		p.expectGraph(t.Context(), l, f.index, nil, true)
+		<-p.walked
+		if got := totalLine(t, p, term); !strings.HasPrefix(got, "total   0/7 blobs") {
+			t.Fatalf("index, 2 manifests, 2 configs, 2 layers: %q", got)
+		}
+		p.report(imagecopy.Progress{Descriptor: f.otherManifest, Done: f.otherManifest.Size, State: imagecopy.Skipped})
+		if got := totalLine(t, p, term); !strings.HasPrefix(got, "total   1/5 blobs") {
+			t.Fatalf("a skipped manifest takes its config and layer out: %q", got)
+		}
+		p.report(imagecopy.Progress{Descriptor: f.layer, Done: 1, State: imagecopy.Transferring})
+		p.report(imagecopy.Progress{Descriptor: f.index, Done: f.index.Size, State: imagecopy.Skipped})
+		if got := totalLine(t, p, term); !strings.HasPrefix(got, "total   2/3 blobs") {
+			t.Fatalf("a skipped index leaves what is done or in flight: %q", got)
+		}
+	})
 }

@@ -71,10 +71,11 @@ func newCreateCmd(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-func newStartCmd(g *globalOptions) *cobra.Command {
+// containerCmd is a command that loads the container its one argument names and applies op.
+func containerCmd(g *globalOptions, use, short string, op func(*runtime.Container) error) *cobra.Command {
 	return &cobra.Command{
-		Use:   "start ID",
-		Short: "start the process of a created container",
+		Use:   use,
+		Short: short,
 		Args:  exactArgs(1, "a container id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.runtime().Load(args[0])
@@ -82,9 +83,13 @@ func newStartCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			return c.Start()
+			return op(c)
 		},
 	}
+}
+
+func newStartCmd(g *globalOptions) *cobra.Command {
+	return containerCmd(g, "start ID", "start the process of a created container", (*runtime.Container).Start)
 }
 
 func newRunCmd(g *globalOptions) *cobra.Command {
@@ -382,35 +387,11 @@ func newPsCmd(g *globalOptions) *cobra.Command {
 }
 
 func newPauseCmd(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "pause ID",
-		Short: "freeze every process of a container",
-		Args:  exactArgs(1, "a container id"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.runtime().Load(args[0])
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			return c.Pause()
-		},
-	}
+	return containerCmd(g, "pause ID", "freeze every process of a container", (*runtime.Container).Pause)
 }
 
 func newResumeCmd(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "resume ID",
-		Short: "thaw a paused container",
-		Args:  exactArgs(1, "a container id"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.runtime().Load(args[0])
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			return c.Resume()
-		},
-	}
+	return containerCmd(g, "resume ID", "thaw a paused container", (*runtime.Container).Resume)
 }
 
 func newSpecCmd(g *globalOptions) *cobra.Command {

@@ -3,108 +3,29 @@
 package layer
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wharfoci/wharf/internal/testutil"
 )
 
-func peers() bool { return os.Getenv("WHARF_PEERS") == "1" }
+// The peers, binaries and test images come through internal/testutil.
+var (
+	need      = testutil.Need
+	run       = testutil.Run
+	testImage = testutil.Image
+)
 
-func skipOrFail(t *testing.T, format string, a ...any) {
-	t.Helper()
-	if peers() {
-		t.Fatalf(format, a...)
-	}
-	t.Skipf(format, a...)
-}
-
-func wharfBin(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("WHARF_BIN")
-	if dir == "" {
-		dir = "../../bin"
-	}
-	bin, err := filepath.Abs(filepath.Join(dir, "wharf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(bin); err != nil {
-		skipOrFail(t, "wharf binary: %v (run make build)", err)
-	}
-	return bin
-}
-
-func sharedDir(t *testing.T) string {
-	d := os.Getenv("WHARF_SHARED")
-	if d == "" {
-		d = "../../../shared"
-	}
-	d, _ = filepath.Abs(d)
-	if _, err := os.Stat(filepath.Join(d, "peers", "images")); err != nil {
-		skipOrFail(t, "peer scripts: %v", err)
-	}
-	return d
-}
-
-func need(t *testing.T, bins ...string) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		skipOrFail(t, "needs root")
-	}
-	for _, b := range bins {
-		if _, err := exec.LookPath(b); err != nil {
-			skipOrFail(t, "peer %s: %v", b, err)
-		}
-	}
-}
-
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out.String())
-	}
-	return out.String()
-}
-
-var imageMu sync.Mutex
-
-// testImage builds (once, cached under $WHARF_TEST_IMAGES or /tmp/wharf-test-images) the
-// layout made by ../shared/peers/images/make-NAME.sh and returns its path.
-func testImage(t *testing.T, name string) string {
-	t.Helper()
-	imageMu.Lock()
-	defer imageMu.Unlock()
-	base := os.Getenv("WHARF_TEST_IMAGES")
-	if base == "" {
-		base = filepath.Join(os.TempDir(), "wharf-test-images")
-	}
-	dir := filepath.Join(base, name)
-	if _, err := os.Stat(filepath.Join(dir, "index.json")); err == nil {
-		return dir
-	}
-	os.MkdirAll(base, 0755)
-	tmp := dir + ".building"
-	os.RemoveAll(tmp)
-	run(t, filepath.Join(sharedDir(t), "peers", "images", "make-"+name+".sh"), tmp)
-	if err := os.Rename(tmp, dir); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+func wharfBin(t *testing.T) string { return testutil.Bin(t, "wharf") }
 
 // describe lists a tree: for every path its type, mode, owner, size, content digest or link
 // target (what umoci and wharf must agree on).

@@ -70,31 +70,14 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (*os.Process, error) {
 	}
 	defer mntns.Close()
 	cfg := &initConfig{Kind: "exec", ID: c.s.ID, Process: p, Bundle: c.s.Bundle, PreserveFds: o.PreserveFds}
-	var extra []*os.File
-	for i := 0; i < o.PreserveFds; i++ {
-		extra = append(extra, os.NewFile(uintptr(3+i), "preserved"))
-	}
-	parentSock, childSock, err := socketPair()
+	cf, err := newChildFiles(o.PreserveFds)
 	if err != nil {
 		return nil, err
 	}
-	defer parentSock.Close()
-	syncFd := 3 + len(extra)
-	extra = append(extra, childSock)
-	cfg.MntnsFd = 3 + len(extra)
-	extra = append(extra, mntns)
-	if o.ConsoleConn != nil {
-		cfg.ConsoleFd = 3 + len(extra)
-		extra = append(extra, o.ConsoleConn)
-	} else if o.ConsoleSocket != "" {
-		conn, err := dialConsole(o.ConsoleSocket)
-		if err != nil {
-			childSock.Close()
-			return nil, err
-		}
-		defer conn.Close()
-		cfg.ConsoleFd = 3 + len(extra)
-		extra = append(extra, conn)
+	defer cf.Close()
+	cfg.MntnsFd = cf.add(mntns)
+	if cfg.ConsoleFd, err = cf.addConsole(o.ConsoleConn, o.ConsoleSocket); err != nil {
+		return nil, err
 	}
 	var nsenter []string
 	for _, t := range []specs.LinuxNamespaceType{specs.UserNamespace, specs.TimeNamespace} {
@@ -102,21 +85,18 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (*os.Process, error) {
 		if !ok {
 			continue
 		}
-		f, err := os.Open(p)
+		fd, err := cf.open(p)
 		if err != nil {
-			childSock.Close()
 			return nil, fmt.Errorf("open %s namespace of container %s: %w", t, c.s.ID, err)
 		}
-		defer f.Close()
-		nsenter = append(nsenter, fmt.Sprintf("%d:%d", 3+len(extra), nsFlags[t]))
-		extra = append(extra, f)
+		nsenter = append(nsenter, fmt.Sprintf("%d:%d", fd, nsFlags[t]))
 	}
-	cmd := c.rt.selfCmd(syncFd, nil, nil, nil, extra, &syscall.SysProcAttr{})
+	cmd := c.rt.selfCmd(cf.syncFd, nil, nil, nil, cf.files, &syscall.SysProcAttr{})
 	if len(nsenter) > 0 {
 		cmd.Env = append(cmd.Env, "_WHARF_NSENTER="+strings.Join(nsenter, ","))
 	}
 	err = startInNamespaces(cmd, join)
-	childSock.Close()
+	cf.child.Close()
 	if err != nil {
 		return nil, fmt.Errorf("exec in container %s: %w", c.s.ID, err)
 	}
@@ -128,12 +108,12 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (*os.Process, error) {
 	if err := joinCgroups(c.s.Cgroups, cmd.Process.Pid); err != nil {
 		return fail(err)
 	}
-	if err := json.NewEncoder(parentSock).Encode(cfg); err != nil {
+	if err := json.NewEncoder(cf.parent).Encode(cfg); err != nil {
 		return fail(err)
 	}
 	// the child's end is close-on-exec: EOF means the process was executed
 	var m syncMsg
-	if err := json.NewDecoder(parentSock).Decode(&m); err == nil && m.Type == "error" {
+	if err := json.NewDecoder(cf.parent).Decode(&m); err == nil && m.Type == "error" {
 		_, _ = cmd.Process.Wait()
 		return nil, fmt.Errorf("exec in container %s: %s", c.s.ID, m.Error)
 	} else if err != nil && err != io.EOF && !errors.Is(err, unix.ECONNRESET) {

@@ -235,69 +235,44 @@ func (rt *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 
-	var extra []*os.File
-	for i := 0; i < o.PreserveFds; i++ {
-		extra = append(extra, os.NewFile(uintptr(3+i), "preserved"))
-	}
-	parentSock, childSock, err := socketPair()
+	cf, err := newChildFiles(o.PreserveFds)
 	if err != nil {
 		return c, err
 	}
-	defer parentSock.Close()
-	syncFd := 3 + len(extra)
-	extra = append(extra, childSock)
-	cfg.FifoFd = 3 + len(extra)
-	extra = append(extra, fifo)
-	if o.ConsoleConn != nil {
-		cfg.ConsoleFd = 3 + len(extra)
-		extra = append(extra, o.ConsoleConn)
-	} else if o.ConsoleSocket != "" {
-		conn, err := dialConsole(o.ConsoleSocket)
-		if err != nil {
-			childSock.Close()
-			return c, err
-		}
-		defer conn.Close()
-		cfg.ConsoleFd = 3 + len(extra)
-		extra = append(extra, conn)
+	defer cf.Close()
+	cfg.FifoFd = cf.add(fifo)
+	if cfg.ConsoleFd, err = cf.addConsole(o.ConsoleConn, o.ConsoleSocket); err != nil {
+		return c, err
 	}
 	if p, ok := join[specs.MountNamespace]; ok {
-		f, err := os.Open(p)
-		if err != nil {
-			childSock.Close()
+		if cfg.MntnsFd, err = cf.open(p); err != nil {
 			return c, fmt.Errorf("open mount namespace %s: %w", p, err)
 		}
-		defer f.Close()
-		cfg.MntnsFd = 3 + len(extra)
-		extra = append(extra, f)
 		attr.Cloneflags &^= unix.CLONE_NEWNS
 	}
 	var nsenterEnv []string
 	if joinUser {
 		// the C constructor joins the user namespace, creates the new namespaces inside it
 		// and forks the init (see nsenter_cgo.go)
-		f, err := os.Open(usernsPath)
+		fd, err := cf.open(usernsPath)
 		if err != nil {
-			childSock.Close()
 			return c, fmt.Errorf("open user namespace %s: %w", usernsPath, err)
 		}
-		defer f.Close()
-		nsenterEnv = []string{fmt.Sprintf("_WHARF_NSENTER=%d:%d", 3+len(extra), unix.CLONE_NEWUSER),
-			fmt.Sprintf("_WHARF_UNSHARE=%d", attr.Cloneflags&^unix.CLONE_NEWUSER), fmt.Sprintf("_WHARF_FORK=%d", syncFd)}
-		extra = append(extra, f)
+		nsenterEnv = []string{fmt.Sprintf("_WHARF_NSENTER=%d:%d", fd, unix.CLONE_NEWUSER),
+			fmt.Sprintf("_WHARF_UNSHARE=%d", attr.Cloneflags&^unix.CLONE_NEWUSER), fmt.Sprintf("_WHARF_FORK=%d", cf.syncFd)}
 		attr = &syscall.SysProcAttr{}
 		delete(join, specs.UserNamespace)
 	}
-	initCmd = rt.selfCmd(syncFd, o.Stdin, o.Stdout, o.Stderr, extra, attr)
+	initCmd = rt.selfCmd(cf.syncFd, o.Stdin, o.Stdout, o.Stderr, cf.files, attr)
 	initCmd.Env = append(initCmd.Env, nsenterEnv...)
 	err = startInNamespaces(initCmd, join)
-	childSock.Close()
+	cf.child.Close()
 	if err != nil {
 		initCmd = nil
 		return c, fmt.Errorf("start init of container %s: %w", id, err)
 	}
 	pid := initCmd.Process.Pid
-	enc, dec := json.NewEncoder(parentSock), json.NewDecoder(parentSock)
+	enc, dec := json.NewEncoder(cf.parent), json.NewDecoder(cf.parent)
 	if joinUser {
 		var m struct {
 			Type string `json:"type"`

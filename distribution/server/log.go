@@ -11,7 +11,7 @@ import (
 )
 
 // statusWriter records the status and byte count of a response for the access log. It keeps
-// io.ReaderFrom so that io.Copy from a blob file still reaches sendfile.
+// io.ReaderFrom so that io.Copy from a file (a manifest) still reaches sendfile.
 type statusWriter struct {
 	http.ResponseWriter
 	status int

@@ -169,19 +169,27 @@ func runContainer(g *globalOptions, id string, f *createFlags) error {
 		done <- code
 	}()
 	pid := c.InitPid()
+	code := forwardUntilExit(done, sigc, tty, func(sig unix.Signal) { _ = unix.Kill(pid, sig) })
+	if !f.keep {
+		if d, err := rt.Load(id); err == nil {
+			_ = d.Delete(true)
+			d.Close()
+		}
+	}
+	return exitError{code: code}
+}
+
+// forwardUntilExit relays the signals that reach the runtime to the container's process with
+// send (a terminal's size changes to its pty instead) until done yields the process's exit
+// code, then drains the pty (if any) and returns the code: the wait of run and exec.
+func forwardUntilExit(done <-chan int, sigc <-chan os.Signal, tty *ttyRelay, send func(unix.Signal)) int {
 	for {
 		select {
 		case code := <-done:
 			if tty != nil {
 				tty.drain()
 			}
-			if !f.keep {
-				if d, err := rt.Load(id); err == nil {
-					_ = d.Delete(true)
-					d.Close()
-				}
-			}
-			return exitError{code: code}
+			return code
 		case s := <-sigc:
 			sig := s.(unix.Signal)
 			switch sig {
@@ -193,30 +201,20 @@ func runContainer(g *globalOptions, id string, f *createFlags) error {
 				}
 				continue
 			}
-			_ = unix.Kill(pid, sig)
+			send(sig)
 		}
 	}
 }
 
 func newStateCmd(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "state ID",
-		Short: "print the state of a container (JSON)",
-		Args:  exactArgs(1, "a container id"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.runtime().Load(args[0])
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			b, err := json.MarshalIndent(c.State(), "", "  ")
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintln(os.Stdout, string(b))
+	return containerCmd(g, "state ID", "print the state of a container (JSON)", func(c *runtime.Container) error {
+		b, err := json.MarshalIndent(c.State(), "", "  ")
+		if err != nil {
 			return err
-		},
-	}
+		}
+		_, err = fmt.Fprintln(os.Stdout, string(b))
+		return err
+	})
 }
 
 func newKillCmd(g *globalOptions) *cobra.Command {
@@ -252,19 +250,8 @@ func newKillCmd(g *globalOptions) *cobra.Command {
 
 func newDeleteCmd(g *globalOptions) *cobra.Command {
 	var force bool
-	cmd := &cobra.Command{
-		Use:   "delete [flags] ID",
-		Short: "delete a stopped container (with --force, kill it first)",
-		Args:  exactArgs(1, "a container id"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.runtime().Load(args[0])
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			return c.Delete(force)
-		},
-	}
+	cmd := containerCmd(g, "delete [flags] ID", "delete a stopped container (with --force, kill it first)",
+		func(c *runtime.Container) error { return c.Delete(force) })
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "kill the container if it is running")
 	return cmd
 }

@@ -176,25 +176,5 @@ func execInContainer(g *globalOptions, cmd *cobra.Command, f *execFlags, id stri
 		}
 		done <- code
 	}()
-	for {
-		select {
-		case code := <-done:
-			if tty != nil {
-				tty.drain()
-			}
-			return exitError{code: code}
-		case s := <-sigc:
-			sig := s.(unix.Signal)
-			switch sig {
-			case unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE:
-				continue
-			case unix.SIGWINCH:
-				if tty != nil {
-					tty.resize()
-				}
-				continue
-			}
-			_ = proc.Signal(sig)
-		}
-	}
+	return exitError{code: forwardUntilExit(done, sigc, tty, func(sig unix.Signal) { _ = proc.Signal(sig) })}
 }

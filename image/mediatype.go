@@ -121,6 +121,22 @@ func IsLayer(mt string) bool {
 	return ok
 }
 
+// KindName is a short word for what a media type describes — "index", "manifest", "config",
+// "layer", or "blob" for anything else — for messages and progress lines.
+func KindName(mt string) string {
+	switch {
+	case IsIndex(mt):
+		return "index"
+	case IsManifest(mt):
+		return "manifest"
+	case IsConfig(mt):
+		return "config"
+	case IsLayer(mt):
+		return "layer"
+	}
+	return "blob"
+}
+
 // LayerCompression returns the compression of the layer media type mt, and false when mt is
 // not a layer media type (see IsLayer).
 func LayerCompression(mt string) (Compression, bool) {

@@ -172,7 +172,7 @@ func (c *converter) Resolve(ctx context.Context, ref string) (ocispec.Descriptor
 // report prints each document whose digest the conversion changed.
 func (c *converter) report(opts *globalOptions, cmd *cobra.Command) {
 	for _, ch := range c.changes {
-		opts.infof(cmd, "converted %-8s %s → %s (%s)", kindName(ch[0].MediaType), ch[0].Digest, ch[1].Digest, ch[1].MediaType)
+		opts.infof(cmd, "converted %-8s %s → %s (%s)", image.KindName(ch[0].MediaType), ch[0].Digest, ch[1].Digest, ch[1].MediaType)
 	}
 }
 

@@ -143,23 +143,8 @@ object per blob ({"event","mediaType","digest","size"}). --quiet prints none.`,
 				Copied: pr.copied, Skipped: pr.skipped, Bytes: pr.bytes})
 		}
 		opts.infof(cmd, "copied %s to %s: %s %s (%d blobs copied, %s; %d already present)",
-			src.Ref, dstRef, kindName(d.MediaType), d.Digest, pr.copied, humanBytes(pr.bytes), pr.skipped)
+			src.Ref, dstRef, image.KindName(d.MediaType), d.Digest, pr.copied, humanBytes(pr.bytes), pr.skipped)
 		return nil
 	}
 	return cmd
-}
-
-// kindName is a short word for a descriptor's media type.
-func kindName(mt string) string {
-	switch {
-	case image.IsIndex(mt):
-		return "index"
-	case image.IsManifest(mt):
-		return "manifest"
-	case image.IsConfig(mt):
-		return "config"
-	case image.IsLayer(mt):
-		return "layer"
-	}
-	return "blob"
 }

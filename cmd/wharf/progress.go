@@ -73,7 +73,7 @@ func (p *copyProgress) report(ev imagecopy.Progress) {
 	d := ev.Descriptor
 	if ev.State == imagecopy.Transferring {
 		if p.bars != nil {
-			p.bars.update(d.Digest, fmt.Sprintf("%-7s %-8s %s", "copying", kindName(d.MediaType), shortDigest(d.Digest)), ev.Done, d.Size)
+			p.bars.update(d.Digest, fmt.Sprintf("%-7s %-8s %s", "copying", image.KindName(d.MediaType), shortDigest(d.Digest)), ev.Done, d.Size)
 		}
 		return
 	}
@@ -119,7 +119,7 @@ type blobEvent struct {
 
 // blobLine is the line logged for a finished blob, on a terminal or not.
 func blobLine(verb string, d ocispec.Descriptor) string {
-	return fmt.Sprintf("%-7s %-8s %s  %s", verb, kindName(d.MediaType), shortDigest(d.Digest), humanBytes(d.Size))
+	return fmt.Sprintf("%-7s %-8s %s  %s", verb, image.KindName(d.MediaType), shortDigest(d.Digest), humanBytes(d.Size))
 }
 
 // expectGraph tells the total bar what the copy of root will hold, so that it counts blobs not

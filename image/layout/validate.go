@@ -99,7 +99,7 @@ func (l *Layout) Validate(ctx context.Context, roots []ocispec.Descriptor, opts 
 	}
 	for _, d := range roots {
 		v.res.Roots++
-		step := Step{Digest: d.Digest, Kind: kindOf(d.MediaType, "blob"), Tag: d.Annotations[RefName]}
+		step := Step{Digest: d.Digest, Kind: image.KindName(d.MediaType), Tag: d.Annotations[RefName]}
 		if err := v.visit(ctx, []Step{step}, d, 0); err != nil {
 			return v.res, err
 		}
@@ -112,20 +112,6 @@ type validator struct {
 	opts ValidateOptions
 	seen map[digest.Digest]bool
 	res  ValidateResult
-}
-
-func kindOf(mediaType, dflt string) string {
-	switch {
-	case image.IsIndex(mediaType):
-		return "index"
-	case image.IsManifest(mediaType):
-		return "manifest"
-	case image.IsConfig(mediaType):
-		return "config"
-	case image.IsLayer(mediaType):
-		return "layer"
-	}
-	return dflt
 }
 
 func child(path []Step, d ocispec.Descriptor, kind string) []Step {
@@ -162,7 +148,7 @@ func (v *validator) visit(ctx context.Context, path []Step, d ocispec.Descriptor
 		v.res.Indexes++
 		v.count(d, path)
 		for _, m := range idx.Manifests {
-			if err := v.visit(ctx, child(path, m, kindOf(m.MediaType, "blob")), m, depth+1); err != nil {
+			if err := v.visit(ctx, child(path, m, image.KindName(m.MediaType)), m, depth+1); err != nil {
 				return err
 			}
 		}

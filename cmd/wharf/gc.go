@@ -21,11 +21,7 @@ The layout is locked meanwhile, so no tag changes under the collection.`,
   wharf gc --keep-newer-than 1h oci:./shared-layout   # spare blobs of copies in progress`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := parseWhole(args[0])
-			if err != nil {
-				return err
-			}
-			h, err := openRef(cmd.Context(), r, false)
+			h, err := openWhole(cmd.Context(), args[0], false)
 			if err != nil {
 				return err
 			}
@@ -49,7 +45,7 @@ The layout is locked meanwhile, so no tag changes under the collection.`,
 					opts.infof(cmd, "%s %s (%d bytes)", verb, b.Digest, b.Size)
 				}
 			}
-			opts.infof(cmd, "gc %s: %s %d blobs (%d bytes) and %d stale ingests; %d blobs referenced", r.Path, verb, len(res.Removed), res.RemovedBytes, res.Ingests, res.Kept)
+			opts.infof(cmd, "gc %s: %s %d blobs (%d bytes) and %d stale ingests; %d blobs referenced", h.Ref.Path, verb, len(res.Removed), res.RemovedBytes, res.Ingests, res.Kept)
 			return nil
 		},
 	}

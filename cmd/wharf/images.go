@@ -32,6 +32,16 @@ func parseWhole(arg string) (imageref.Reference, error) {
 	return r, nil
 }
 
+// openWhole opens the whole layout or archive arg names (no tag or digest); with create, a
+// missing one is made. The caller closes the handle.
+func openWhole(ctx context.Context, arg string, create bool) (*imageref.Handle, error) {
+	r, err := parseWhole(arg)
+	if err != nil {
+		return nil, err
+	}
+	return openRef(ctx, r, create)
+}
+
 // openRef opens the layout or archive r names; with create, a missing one is made.
 func openRef(ctx context.Context, r imageref.Reference, create bool) (*imageref.Handle, error) {
 	return imageref.Open(ctx, r, imageref.OpenOptions{Create: create})

@@ -16,11 +16,7 @@ empty layout is written (an existing archive is rewritten unchanged).`,
   wharf copy oci:./busybox:latest oci:./images:busybox`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := parseWhole(args[0])
-			if err != nil {
-				return err
-			}
-			h, err := openRef(cmd.Context(), r, true)
+			h, err := openWhole(cmd.Context(), args[0], true)
 			if err != nil {
 				return err
 			}
@@ -29,9 +25,9 @@ empty layout is written (an existing archive is rewritten unchanged).`,
 				return err
 			}
 			if opts.JSON {
-				return writeJSON(cmd.OutOrStdout(), map[string]string{"image": r.String()})
+				return writeJSON(cmd.OutOrStdout(), map[string]string{"image": h.Ref.String()})
 			}
-			opts.infof(cmd, "initialized %s", r)
+			opts.infof(cmd, "initialized %s", h.Ref)
 			return nil
 		},
 	}

@@ -33,11 +33,7 @@ size and platform (when the entry has one).`,
   wharf ls --json oci:./busybox | jq -r '.[] | .tag + " " + .digest'`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := parseWhole(args[0])
-			if err != nil {
-				return err
-			}
-			h, err := openRef(cmd.Context(), r, false)
+			h, err := openWhole(cmd.Context(), args[0], false)
 			if err != nil {
 				return err
 			}

@@ -46,8 +46,6 @@ type Reference struct {
 type transport struct {
 	name  Transport
 	parse func(details string) (Reference, error)
-	// hint is shown when the transport is known but not implemented yet.
-	hint string
 }
 
 var transports = []transport{
@@ -60,9 +58,7 @@ var transports = []transport{
 func Transports() []Transport {
 	var out []Transport
 	for _, t := range transports {
-		if t.parse != nil {
-			out = append(out, t.name)
-		}
+		out = append(out, t.name)
 	}
 	return out
 }
@@ -77,9 +73,6 @@ func Parse(s string) (Reference, error) {
 	for _, t := range transports {
 		if string(t.name) != name {
 			continue
-		}
-		if t.parse == nil {
-			return Reference{}, fmt.Errorf("parse image name %q: transport %q: %w: %s", s, name, errdef.ErrUnsupported, t.hint)
 		}
 		r, err := t.parse(details)
 		if err != nil {

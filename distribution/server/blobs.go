@@ -86,17 +86,29 @@ func (g *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt route) {
 // copyBufs holds the buffers blob GETs copy through.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
-// writerOnly hides a ResponseWriter's ReadFrom so that io.CopyBuffer uses our buffer.
-type writerOnly struct{ io.Writer }
-
-// serveBytes sends n bytes of f. It reads 256 KiB at a time and writes each read whole: on this
-// kind of machine that outruns sendfile to a loopback socket by about 1.7× (measured with curl
-// from tmpfs: 2.0–2.8 against 1.25 GB/s); 64 KiB buffers reach 1.0–1.6 GB/s, and io.Copy of an
-// *os.File to a wrapped ResponseWriter falls back to 32 KiB.
+// serveBytes sends n bytes of f: it reads 256 KiB at a time and writes 32 KiB at a time. On a
+// loopback socket small writes keep the receiver copying while the sender fills the next skb
+// (and the data stays in cache): measured with regbench pulling 1 GiB here, 256 KiB reads with
+// 32 KiB writes reach 1.8–2.3 GB/s like distribution's 4 MiB reads with 32 KiB writes; whole
+// 256 KiB writes give 1.4–1.7, sendfile 1.1–1.5, 64–128 KiB writes 1.2–1.4, and writing from an
+// mmap of the blob changes nothing.
 func serveBytes(w io.Writer, f *os.File, n int64) {
+	const writeSize = 32 << 10
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
-	_, _ = io.CopyBuffer(writerOnly{w}, io.LimitReader(f, n), *bp)
+	buf := *bp
+	for n > 0 {
+		m, err := f.Read(buf[:min(int64(len(buf)), n)])
+		for off := 0; off < m; off += writeSize {
+			if _, werr := w.Write(buf[off:min(off+writeSize, m)]); werr != nil {
+				return
+			}
+		}
+		n -= int64(m)
+		if err != nil {
+			return
+		}
+	}
 }
 
 // parseRange parses a Range header for a blob of size bytes. A missing header, another unit or

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -238,21 +236,20 @@ func (s *Store) Push(ctx context.Context, expected ocispec.Descriptor, r io.Read
 		os.Remove(tmp)
 		s.cleanIngestDir()
 	}()
-	// A reader from content.NewVerifyReader for expected (what image/copy hands over) fails
-	// instead of ending when the content is wrong: hashing it again would only cost time.
-	verified := content.Verifies(r, expected)
-	var h hash.Hash = discardHash{}
-	if !verified {
-		h = expected.Digest.Algorithm().Hash()
+	// A reader from content.NewVerifyReader hashes as it is read, on this goroutine: take the
+	// reader under it and hash on another one (copyPipelined), checking the same size and digest.
+	if src, ok := content.VerifiedSource(r, expected); ok {
+		r = src
 	}
-	n, err := copyHashed(ctx, f, h, io.LimitReader(r, expected.Size+1))
+	h := expected.Digest.Algorithm().Hash()
+	n, err := copyPipelined(ctx, f, 0, h, io.LimitReader(r, expected.Size+1), nil)
 	if err != nil {
 		return fmt.Errorf("push %s: write: %w", expected.Digest, err)
 	}
 	if n != expected.Size {
 		return fmt.Errorf("push %s: %w: got %s bytes, descriptor says %d", expected.Digest, errdef.ErrSizeMismatch, sizeWord(n, expected.Size), expected.Size)
 	}
-	if got := digest.NewDigest(expected.Digest.Algorithm(), h); !verified && got != expected.Digest {
+	if got := digest.NewDigest(expected.Digest.Algorithm(), h); got != expected.Digest {
 		return fmt.Errorf("push %s: %w: content hashes to %s", expected.Digest, errdef.ErrDigestMismatch, got)
 	}
 	return s.install(f, expected.Digest)
@@ -263,44 +260,6 @@ func sizeWord(n, size int64) string {
 		return fmt.Sprintf("more than %d", size)
 	}
 	return fmt.Sprint(n)
-}
-
-// discardHash stands in for the hash of content that is verified as it is read.
-type discardHash struct{}
-
-func (discardHash) Write(p []byte) (int, error) { return len(p), nil }
-func (discardHash) Sum(b []byte) []byte         { return b }
-func (discardHash) Reset()                      {}
-func (discardHash) Size() int                   { return 0 }
-func (discardHash) BlockSize() int              { return 64 }
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
-
-// copyHashed copies r to f and h, checking ctx between reads.
-func copyHashed(ctx context.Context, f *os.File, h hash.Hash, r io.Reader) (int64, error) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
-	var n int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
-		m, rerr := r.Read(buf)
-		if m > 0 {
-			if _, err := f.Write(buf[:m]); err != nil {
-				return n, err
-			}
-			h.Write(buf[:m])
-			n += int64(m)
-		}
-		if rerr == io.EOF {
-			return n, nil
-		}
-		if rerr != nil {
-			return n, rerr
-		}
-	}
 }
 
 // createTemp creates a private temporary file in the ingest directory.

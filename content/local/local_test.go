@@ -247,10 +247,14 @@ func TestCrashChild(t *testing.T) {
 	must(t, err)
 	b := crashData()
 	n := len(b) * 3 / 5
-	for off := 0; off < n; off += 100_000 {
-		if _, err := w.Write(b[off:min(off+100_000, n)]); err != nil {
+	half := n / 2
+	for off := 0; off < half; off += 100_000 { // Write, then io.Copy (ReadFrom, hashed on another goroutine)
+		if _, err := w.Write(b[off:min(off+100_000, half)]); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := io.Copy(w, bytes.NewReader(b[half:n])); err != nil {
+		t.Fatal(err)
 	}
 	fmt.Printf("WROTE %d\n", n)
 	time.Sleep(time.Hour) // killed here, never Close

@@ -170,41 +170,38 @@ func (w *writer) Write(p []byte) (int, error) {
 		return n, fmt.Errorf("write ingest %q: %w", w.ref, err)
 	}
 	if w.offset-w.saved >= w.s.checkpoint {
-		if err := w.saveState(); err != nil {
+		if err := w.saveState(w.offset); err != nil {
 			return n, err
 		}
 	}
 	return n, nil
 }
 
-// ReadFrom lets io.Copy hand big buffers to Write.
+// ReadFrom is what io.Copy uses: it reads into the store's own buffers and hashes on a second
+// goroutine while the next buffer is received and written (copyPipelined), saving the digest
+// state at each checkpoint from there.
 func (w *writer) ReadFrom(r io.Reader) (int64, error) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
-	var n int64
-	for {
-		m, rerr := r.Read(buf)
-		if m > 0 {
-			k, err := w.Write(buf[:m])
-			n += int64(k)
-			if err != nil {
-				return n, err
-			}
-		}
-		if rerr == io.EOF {
-			return n, nil
-		}
-		if rerr != nil {
-			return n, rerr
-		}
+	if w.done {
+		return 0, fmt.Errorf("write ingest %q: %w: writer is closed", w.ref, errdef.ErrInvalidState)
 	}
+	n, err := copyPipelined(context.Background(), w.f, w.offset, w.h, r, func(hashed int64) error {
+		if hashed-w.saved >= w.s.checkpoint {
+			return w.saveState(hashed)
+		}
+		return nil
+	})
+	w.offset += n
+	var pe *os.PathError
+	if errors.As(err, &pe) && pe.Op == "write" {
+		err = fmt.Errorf("write ingest %q: %w", w.ref, err)
+	}
+	return n, err
 }
 
-// saveState writes the digest state at the current offset, atomically (write and rename). The
-// data before that offset is already in the file (page cache), so a process kill leaves a state
-// that matches the data.
-func (w *writer) saveState() error {
+// saveState writes the digest state, which covers the first offset bytes, atomically (write
+// and rename). The data before that offset is already in the file (page cache), so a process
+// kill leaves a state that matches the data; resuming truncates whatever follows.
+func (w *writer) saveState(offset int64) error {
 	m, ok := w.h.(encoding.BinaryMarshaler)
 	if !ok {
 		return nil
@@ -213,7 +210,7 @@ func (w *writer) saveState() error {
 	if err != nil {
 		return fmt.Errorf("save ingest %q state: %w", w.ref, err)
 	}
-	b, _ := json.Marshal(ingestState{Ref: w.ref, Alg: w.alg, Offset: w.offset, State: st})
+	b, _ := json.Marshal(ingestState{Ref: w.ref, Alg: w.alg, Offset: offset, State: st})
 	tmp := w.statePath + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return fmt.Errorf("save ingest %q state: %w", w.ref, err)
@@ -221,7 +218,7 @@ func (w *writer) saveState() error {
 	if err := os.Rename(tmp, w.statePath); err != nil {
 		return fmt.Errorf("save ingest %q state: %w", w.ref, err)
 	}
-	w.saved = w.offset
+	w.saved = offset
 	w.hasState = true
 	return nil
 }
@@ -290,7 +287,7 @@ func (w *writer) Close() error {
 	// An ingest that never reached a checkpoint has no state file: reopening it rehashes its
 	// data (less than one checkpoint interval), which is cheaper than saving a state each time.
 	if w.hasState || w.offset >= w.s.checkpoint {
-		err = w.saveState()
+		err = w.saveState(w.offset)
 	}
 	if cerr := w.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close ingest %q: %w", w.ref, cerr)

@@ -5,6 +5,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -12,10 +13,9 @@ import (
 )
 
 const (
-	// pipeBufs buffers of pipeBufSize circulate between the reading and the hashing goroutine.
-	// Measured pushing 1 GiB to the registry here: 512 KiB–1 MiB buffers reach 570–750 MB/s,
-	// 256 KiB ones 410–560 (more handoffs between the goroutines), 2 MiB ones are erratic; 4 ×
-	// 512 KiB keeps 16 concurrent uploads within 32 MiB.
+	// pipeBufs buffers of pipeBufSize circulate between the reading and the hashing goroutine
+	// of a pipelined copy. Measured pushing 1 GiB to the registry here: 512 KiB–1 MiB buffers
+	// reach 570–750 MB/s, 256 KiB ones 410–560 (more handoffs between the goroutines).
 	pipeBufs    = 4
 	pipeBufSize = 512 << 10
 	// writebackEvery is how often a big write asks the kernel to start writing back what it
@@ -23,32 +23,66 @@ const (
 	writebackEvery = 8 << 20
 )
 
-var pipePool = sync.Pool{New: func() any { b := make([]byte, pipeBufSize); return &b }}
+var (
+	bufPool  = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+	pipePool = sync.Pool{New: func() any { b := make([]byte, pipeBufSize); return &b }}
+	// pipeSlots bounds the copies hashing on a goroutine of their own to the cores: a second
+	// goroutine only helps while a core is idle, and with every upload of a busy registry
+	// holding 2 MiB the next GC goal doubled and peak RSS went from 24 to 77 MB.
+	pipeSlots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+)
 
 // copyPipelined copies r to f (whose offset is off) and to h. Content longer than one buffer is
-// hashed on a second goroutine while the next buffer is read and written: receiving, writing
-// and sha256 each cost about a third of a big blob's time, and a machine has more than one
-// core. hashed, when not nil, runs on the hashing goroutine after each buffer with the offset
-// hashed so far (f holds at least that much by then); its error ends the copy. Whatever ends
-// it, h has hashed exactly what was written to f. ctx is checked between reads.
+// hashed on a second goroutine, while a core is free for it, as the next buffer is read and
+// written: receiving, writing and sha256 each cost about a third of a big blob's time. hashed,
+// when not nil, runs after each buffer (on the hashing goroutine) with the offset hashed so far
+// (f holds at least that much by then); its error ends the copy. Whatever ends it, h has hashed
+// exactly what was written to f. ctx is checked between reads.
 func copyPipelined(ctx context.Context, f *os.File, off int64, h hash.Hash, r io.Reader, hashed func(int64) error) (int64, error) {
-	first := pipePool.Get().(*[]byte)
+	first := bufPool.Get().(*[]byte)
+	defer bufPool.Put(first)
 	m, rerr := readFull(r, *first)
-	if rerr != nil { // it fits in one buffer (or failed): no goroutine
-		defer pipePool.Put(first)
-		k, err := writeHashed(f, h, (*first)[:m])
-		if err == nil && hashed != nil && k > 0 {
-			err = hashed(off + int64(k))
+	if rerr == nil { // more than one buffer
+		select {
+		case pipeSlots <- struct{}{}:
+			defer func() { <-pipeSlots }()
+			return copyHashing(ctx, f, off, h, r, hashed, (*first)[:m])
+		default:
 		}
-		if err == nil && rerr != io.EOF {
-			err = rerr
-		}
-		return int64(k), err
 	}
+	// One buffer, read, written and hashed in turn.
+	var n int64
+	buf := *first
+	for {
+		if m > 0 {
+			k, err := f.Write(buf[:m])
+			h.Write(buf[:k])
+			n += int64(k)
+			if err == nil && hashed != nil {
+				err = hashed(off + n)
+			}
+			if err != nil {
+				return n, err
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		m, rerr = readFull(r, buf)
+	}
+}
 
+// copyHashing is copyPipelined's two-goroutine copy; head was read from r already.
+func copyHashing(ctx context.Context, f *os.File, off int64, h hash.Hash, r io.Reader, hashed func(int64) error, head []byte) (int64, error) {
 	type chunk struct {
-		bp *[]byte
-		n  int
+		b  []byte
+		bp *[]byte // from pipePool, or nil for head
 	}
 	work := make(chan chunk, pipeBufs)
 	free := make(chan *[]byte, pipeBufs)
@@ -58,30 +92,33 @@ func copyPipelined(ctx context.Context, f *os.File, off int64, h hash.Hash, r io
 		defer close(done)
 		total := off
 		for c := range work {
-			h.Write((*c.bp)[:c.n]) // everything written is hashed, even after an error
-			total += int64(c.n)
+			h.Write(c.b) // everything written is hashed, even after an error
+			total += int64(len(c.b))
 			if hashed != nil && herr.Load() == nil {
 				if err := hashed(total); err != nil {
 					herr.Store(&err)
 				}
 			}
-			free <- c.bp
+			if c.bp != nil {
+				free <- c.bp
+			}
 		}
 	}()
 
 	var (
 		n       int64
 		err     error
-		cur     = first
-		owned   = 1
+		rerr    error
+		b       = head
+		bp      *[]byte
+		owned   int
 		written = off
 		flushed = off
-		fd      = int(f.Fd())
 	)
 	for {
-		if m > 0 {
-			k, werr := f.Write((*cur)[:m])
-			work <- chunk{cur, k}
+		if len(b) > 0 {
+			k, werr := f.Write(b)
+			work <- chunk{b[:k], bp}
 			n += int64(k)
 			written += int64(k)
 			if werr != nil {
@@ -89,11 +126,11 @@ func copyPipelined(ctx context.Context, f *os.File, off int64, h hash.Hash, r io
 				break
 			}
 			if written-flushed >= writebackEvery {
-				_ = unix.SyncFileRange(fd, flushed, written-flushed, unix.SYNC_FILE_RANGE_WRITE)
+				_ = unix.SyncFileRange(int(f.Fd()), flushed, written-flushed, unix.SYNC_FILE_RANGE_WRITE)
 				flushed = written
 			}
-		} else {
-			pipePool.Put(cur)
+		} else if bp != nil {
+			pipePool.Put(bp)
 		}
 		if rerr != nil {
 			if rerr != io.EOF {
@@ -108,15 +145,17 @@ func copyPipelined(ctx context.Context, f *os.File, off int64, h hash.Hash, r io
 			break
 		}
 		if owned < pipeBufs {
-			cur = pipePool.Get().(*[]byte)
+			bp = pipePool.Get().(*[]byte)
 			owned++
 		} else {
-			cur = <-free
+			bp = <-free
 		}
-		m, rerr = readFull(r, *cur)
+		var m int
+		m, rerr = readFull(r, *bp)
+		b = (*bp)[:m]
 	}
 	close(work)
-	<-done
+	<-done // the head buffer is the caller's again
 	for len(free) > 0 {
 		pipePool.Put(<-free)
 	}
@@ -124,16 +163,6 @@ func copyPipelined(ctx context.Context, f *os.File, off int64, h hash.Hash, r io
 		err = *p
 	}
 	return n, err
-}
-
-// writeHashed writes b to f and what was written to h.
-func writeHashed(f *os.File, h hash.Hash, b []byte) (int, error) {
-	if len(b) == 0 {
-		return 0, nil
-	}
-	k, err := f.Write(b)
-	h.Write(b[:k])
-	return k, err
 }
 
 // readFull reads until buf is full, the content ends or reading fails. Unlike io.ReadFull it

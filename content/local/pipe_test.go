@@ -44,17 +44,20 @@ func (c *chunky) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+var errBoom = errors.New("boom")
+
+type copyCase struct {
+	name    string
+	size    int
+	off     int64 // bytes already in the file
+	failAt  int   // the reader fails after this many bytes (with failErr)
+	failErr error
+	hashErr int64 // the hashed callback fails once this much is hashed
+	wantErr error
+}
+
 func TestCopyPipelined(t *testing.T) {
-	errBoom := errors.New("boom")
-	for _, tc := range []struct {
-		name    string
-		size    int
-		off     int64 // bytes already in the file
-		failAt  int   // the reader fails after this many bytes (with failErr)
-		failErr error
-		hashErr int64 // the hashed callback fails once this much is hashed
-		wantErr error
-	}{
+	for _, tc := range []copyCase{
 		{name: "empty", size: 0},
 		{name: "one byte", size: 1},
 		{name: "one buffer less one", size: 256<<10 - 1},
@@ -68,47 +71,62 @@ func TestCopyPipelined(t *testing.T) {
 		{name: "unexpected EOF is a failure", size: 4 << 20, failAt: 1<<20 + 5, failErr: io.ErrUnexpectedEOF, wantErr: io.ErrUnexpectedEOF},
 		{name: "hashed callback fails", size: 4 << 20, hashErr: 1 << 20, wantErr: errBoom},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			data := contenttest.Data(tc.name, tc.size)
-			f, err := os.Create(filepath.Join(t.TempDir(), "f"))
-			must(t, err)
-			defer f.Close()
-			prefix := bytes.Repeat([]byte{'x'}, int(tc.off))
-			_, err = f.Write(prefix)
-			must(t, err)
-			h := sha256.New()
-			h.Write(prefix)
-			var last int64 = tc.off
-			hashed := func(n int64) error {
-				if n <= last && n != tc.off {
-					t.Errorf("hashed went from %d to %d", last, n)
+		t.Run(tc.name, func(t *testing.T) { checkCopy(t, tc) })
+		t.Run(tc.name+" with every core busy", func(t *testing.T) {
+			for range cap(pipeSlots) { // no slot: the copy hashes in turn on its own goroutine
+				pipeSlots <- struct{}{}
+			}
+			defer func() {
+				for range cap(pipeSlots) {
+					<-pipeSlots
 				}
-				last = n
-				if tc.hashErr > 0 && n >= tc.hashErr {
-					return errBoom
-				}
-				return nil
-			}
-			r := &chunky{b: data, limit: tc.failAt, err: tc.failErr}
-			n, err := copyPipelined(context.Background(), f, tc.off, h, r, hashed)
-			if !errors.Is(err, tc.wantErr) {
-				t.Fatalf("err = %v, want %v", err, tc.wantErr)
-			}
-			got, err := os.ReadFile(f.Name())
-			must(t, err)
-			if int64(len(got)) != tc.off+n {
-				t.Fatalf("file has %d bytes, copied %d after %d", len(got), n, tc.off)
-			}
-			if !bytes.Equal(got[tc.off:], data[:n]) {
-				t.Fatalf("file content differs from the first %d bytes", n)
-			}
-			if sum := sha256.Sum256(got); !bytes.Equal(h.Sum(nil), sum[:]) {
-				t.Fatalf("hash does not cover exactly what the file holds (%d bytes)", len(got))
-			}
-			if tc.wantErr == nil && (n != int64(tc.size) || (n > 0 && last != tc.off+n)) {
-				t.Fatalf("copied %d of %d, last hashed offset %d", n, tc.size, last)
-			}
+			}()
+			checkCopy(t, tc)
 		})
+	}
+}
+
+// checkCopy runs copyPipelined for tc and checks that the file and the hash hold exactly the
+// bytes copied, and that the hashed callback saw increasing offsets up to the end.
+func checkCopy(t *testing.T, tc copyCase) {
+	data := contenttest.Data(tc.name, tc.size)
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	must(t, err)
+	defer f.Close()
+	prefix := bytes.Repeat([]byte{'x'}, int(tc.off))
+	_, err = f.Write(prefix)
+	must(t, err)
+	h := sha256.New()
+	h.Write(prefix)
+	last := tc.off
+	hashed := func(n int64) error {
+		if n <= last {
+			t.Errorf("hashed went from %d to %d", last, n)
+		}
+		last = n
+		if tc.hashErr > 0 && n >= tc.hashErr {
+			return errBoom
+		}
+		return nil
+	}
+	r := &chunky{b: data, limit: tc.failAt, err: tc.failErr}
+	n, err := copyPipelined(context.Background(), f, tc.off, h, r, hashed)
+	if !errors.Is(err, tc.wantErr) {
+		t.Fatalf("err = %v, want %v", err, tc.wantErr)
+	}
+	got, err := os.ReadFile(f.Name())
+	must(t, err)
+	if int64(len(got)) != tc.off+n {
+		t.Fatalf("file has %d bytes, copied %d after %d", len(got), n, tc.off)
+	}
+	if !bytes.Equal(got[tc.off:], data[:n]) {
+		t.Fatalf("file content differs from the first %d bytes", n)
+	}
+	if sum := sha256.Sum256(got); !bytes.Equal(h.Sum(nil), sum[:]) {
+		t.Fatalf("hash does not cover exactly what the file holds (%d bytes)", len(got))
+	}
+	if tc.wantErr == nil && (n != int64(tc.size) || last != tc.off+n) {
+		t.Fatalf("copied %d of %d, last hashed offset %d", n, tc.size, last)
 	}
 }
 

@@ -109,6 +109,13 @@ type Target interface {
 	Tagger
 }
 
+// TagPusher is an optional ability of a Target: store a document and name it in one step (a
+// registry's PUT /v2/<name>/manifests/<tag>), so that a copy does not push its root twice.
+// It has the effect of Push followed by Tag.
+type TagPusher interface {
+	PushTag(ctx context.Context, expected ocispec.Descriptor, r io.Reader, ref string) error
+}
+
 // ReferrerLister is an optional ability of a Target: list the manifests whose subject is d
 // (the referrers API of distribution-spec, the subject field of image-spec).
 type ReferrerLister interface {

@@ -266,16 +266,43 @@ func (r *Repository) Push(ctx context.Context, d ocispec.Descriptor, rd io.Reade
 		return err
 	}
 	if isDocument(d.MediaType) {
-		if d.Size > content.MaxDocumentSize {
-			return fmt.Errorf("push %s@%s: %w: %d bytes (at most %d)", r, d.Digest, errdef.ErrTooLarge, d.Size, content.MaxDocumentSize)
-		}
-		b, err := io.ReadAll(content.NewVerifyReader(rd, d))
+		b, err := r.readDocument(d, rd)
 		if err != nil {
-			return fmt.Errorf("push %s@%s: %w", r, d.Digest, err)
+			return err
 		}
 		return r.putManifest(ctx, d, b, d.Digest.String())
 	}
 	return r.pushBlob(ctx, d, rd)
+}
+
+// readDocument reads the manifest or index d from rd, verified, within the size cap.
+func (r *Repository) readDocument(d ocispec.Descriptor, rd io.Reader) ([]byte, error) {
+	if d.Size > content.MaxDocumentSize {
+		return nil, fmt.Errorf("push %s@%s: %w: %d bytes (at most %d)", r, d.Digest, errdef.ErrTooLarge, d.Size, content.MaxDocumentSize)
+	}
+	b, err := io.ReadAll(content.NewVerifyReader(rd, d))
+	if err != nil {
+		return nil, fmt.Errorf("push %s@%s: %w", r, d.Digest, err)
+	}
+	return b, nil
+}
+
+// PushTag stores the manifest or index read from rd as tag ref in one PUT (content.TagPusher).
+func (r *Repository) PushTag(ctx context.Context, d ocispec.Descriptor, rd io.Reader, ref string) error {
+	if err := content.ValidateDescriptor(d); err != nil {
+		return err
+	}
+	if !isDocument(d.MediaType) {
+		return fmt.Errorf("push %s@%s as %s: %w: %s is not a manifest or index", r, d.Digest, ref, errdef.ErrInvalidArgument, d.MediaType)
+	}
+	if err := reference.ValidateTag(ref); err != nil {
+		return err
+	}
+	b, err := r.readDocument(d, rd)
+	if err != nil {
+		return err
+	}
+	return r.putManifest(ctx, d, b, ref)
 }
 
 // putTag PUTs b as ref without referrer bookkeeping.

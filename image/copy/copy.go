@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	digest "github.com/opencontainers/go-digest"
@@ -16,8 +17,10 @@ import (
 	"github.com/wharfoci/wharf/image"
 )
 
-// DefaultConcurrency is the number of blobs copied at once when Options.Concurrency is 0.
-const DefaultConcurrency = 4
+// DefaultConcurrency is the number of blobs copied at once when Options.Concurrency is 0: as
+// many as skopeo, so that a typical image's layers all start at once (with 4, one of bookworm's
+// five blobs waited, sometimes the biggest).
+const DefaultConcurrency = 6
 
 // ErrSkipDesc, returned by Options.PreCopy, skips a descriptor (and, for a manifest or index,
 // everything below it) without error.
@@ -122,12 +125,16 @@ func Copy(ctx context.Context, src Source, srcRef string, dst content.Target, ds
 		}
 		root = sel
 	}
-	if err := CopyGraph(ctx, src, dst, root, opts); err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("copy %s: %w", srcRef, err)
-	}
 	ref := dstRef
 	if ref == "" {
 		ref = root.Digest.String()
+	}
+	tagged, err := copyGraph(ctx, src, dst, root, opts, ref)
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("copy %s: %w", srcRef, err)
+	}
+	if tagged {
+		return root, nil
 	}
 	if err := dst.Tag(ctx, root, ref); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("copy %s: %w", srcRef, err)
@@ -138,6 +145,13 @@ func Copy(ctx context.Context, src Source, srcRef string, dst content.Target, ds
 // CopyGraph copies root and everything it references from src to dst, children first. It
 // names nothing. Options.Platform and AllPlatforms do not apply: the graph is copied whole.
 func CopyGraph(ctx context.Context, src content.ReadOnlyStorage, dst content.Storage, root ocispec.Descriptor, opts Options) error {
+	_, err := copyGraph(ctx, src, dst, root, opts, "")
+	return err
+}
+
+// copyGraph is CopyGraph; with rootTag set and a content.TagPusher destination, the root
+// document is pushed as rootTag (tagged reports it) instead of by digest.
+func copyGraph(ctx context.Context, src content.ReadOnlyStorage, dst content.Storage, root ocispec.Descriptor, opts Options, rootTag string) (tagged bool, err error) {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = DefaultConcurrency
 	}
@@ -147,12 +161,15 @@ func CopyGraph(ctx context.Context, src content.ReadOnlyStorage, dst content.Sto
 	if rl, ok := src.(content.ReferrerLister); ok && opts.Referrers {
 		c.referrers = rl
 	}
-	err := c.copy(ctx, root)
+	if tp, ok := dst.(content.TagPusher); ok && rootTag != "" && !strings.Contains(rootTag, ":") {
+		c.root, c.rootTag, c.tagPusher = root.Digest, rootTag, tp
+	}
+	err = c.copy(ctx, root)
 	c.wg.Wait()
 	if err == nil {
 		err = context.Cause(ctx) // a referrer copied in the background failed, or ctx ended
 	}
-	return err
+	return c.rootTagged, err
 }
 
 type task struct {
@@ -167,7 +184,12 @@ type copier struct {
 	referrers content.ReferrerLister
 	sem       chan struct{}
 	cancel    context.CancelCauseFunc
-	wg        sync.WaitGroup // referrer copies started in the background
+	// root is pushed as rootTag through tagPusher (rootTagged once done).
+	root       digest.Digest
+	rootTag    string
+	tagPusher  content.TagPusher
+	rootTagged bool
+	wg         sync.WaitGroup // referrer copies started in the background
 
 	mu    sync.Mutex
 	tasks map[digest.Digest]*task
@@ -290,7 +312,12 @@ func (c *copier) copyDocument(ctx context.Context, desc ocispec.Descriptor) erro
 	}
 	defer c.release()
 	c.progress(Progress{Descriptor: desc, State: Transferring})
-	if err := c.dst.Push(ctx, desc, bytes.NewReader(body)); err != nil {
+	if c.tagPusher != nil && desc.Digest == c.root {
+		if err := c.tagPusher.PushTag(ctx, desc, bytes.NewReader(body), c.rootTag); err != nil {
+			return fmt.Errorf("push %s %s as %s: %w", desc.MediaType, desc.Digest, c.rootTag, err)
+		}
+		c.rootTagged = true // only this goroutine copies the root (tasks), Copy reads it after wg
+	} else if err := c.dst.Push(ctx, desc, bytes.NewReader(body)); err != nil {
 		return fmt.Errorf("push %s %s: %w", desc.MediaType, desc.Digest, err)
 	}
 	c.progress(Progress{Descriptor: desc, Done: desc.Size, State: Copied})

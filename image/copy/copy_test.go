@@ -453,3 +453,80 @@ func TestCopyArchives(t *testing.T) {
 	}
 	assertHas(t, dst, true, f.blobs[f.arm64.Digest]...)
 }
+
+// tagPusher records how the root reaches a layout destination: PushTag, Push or Tag.
+type tagPusher struct {
+	*layout.Layout
+	mu                     sync.Mutex
+	pushTags, pushes, tags []string
+}
+
+func (p *tagPusher) PushTag(ctx context.Context, d ocispec.Descriptor, r io.Reader, ref string) error {
+	p.mu.Lock()
+	p.pushTags = append(p.pushTags, d.Digest.String()+" "+ref)
+	p.mu.Unlock()
+	if err := p.Layout.Push(ctx, d, r); err != nil {
+		return err
+	}
+	return p.Layout.Tag(ctx, d, ref)
+}
+
+func (p *tagPusher) Push(ctx context.Context, d ocispec.Descriptor, r io.Reader) error {
+	p.mu.Lock()
+	p.pushes = append(p.pushes, d.Digest.String())
+	p.mu.Unlock()
+	return p.Layout.Push(ctx, d, r)
+}
+
+func (p *tagPusher) Tag(ctx context.Context, d ocispec.Descriptor, ref string) error {
+	p.mu.Lock()
+	p.tags = append(p.tags, d.Digest.String()+" "+ref)
+	p.mu.Unlock()
+	return p.Layout.Tag(ctx, d, ref)
+}
+
+// A destination that can push and tag in one step gets the root once, as the tag; one that
+// already holds the root is only tagged; a digest reference is not a tag.
+func TestCopyPushesRootAsTag(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	for _, tc := range []struct {
+		name, ref            string
+		preload              bool
+		pushTags, rootPushes int
+		tags                 int
+	}{
+		{name: "tag", ref: "v1", pushTags: 1},
+		{name: "already there", ref: "v1", preload: true, tags: 1},
+		{name: "by digest", ref: "", rootPushes: 1, tags: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := &tagPusher{Layout: newLayout(t, "dst")}
+			if tc.preload {
+				if _, err := copy.Copy(ctx, f.l, "single", dst.Layout, "", copy.Options{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			root, err := copy.Copy(ctx, f.l, "single", dst, tc.ref, copy.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rootPushes := 0
+			for _, p := range dst.pushes {
+				if p == root.Digest.String() {
+					rootPushes++
+				}
+			}
+			if len(dst.pushTags) != tc.pushTags || rootPushes != tc.rootPushes || len(dst.tags) != tc.tags {
+				t.Fatalf("PushTag %v, root pushed %d times, Tag %v", dst.pushTags, rootPushes, dst.tags)
+			}
+			want := tc.ref
+			if want == "" {
+				want = root.Digest.String()
+			}
+			if got, err := dst.Resolve(ctx, want); err != nil || got.Digest != root.Digest {
+				t.Fatalf("resolve %s: %v, %v", want, got.Digest, err)
+			}
+		})
+	}
+}

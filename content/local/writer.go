@@ -278,6 +278,18 @@ func (w *writer) rehash(alg digest.Algorithm) (digest.Digest, error) {
 	return digest.NewDigest(alg, h), nil
 }
 
+// Checkpoint saves what Close would save and keeps the writer open: one kept between the
+// requests of an upload loses nothing to a kill that Close would have kept.
+func (w *writer) Checkpoint() error {
+	if w.done {
+		return fmt.Errorf("checkpoint ingest %q: %w: writer is closed", w.ref, errdef.ErrInvalidState)
+	}
+	if (w.hasState || w.offset >= w.s.checkpoint) && w.saved != w.offset {
+		return w.saveState(w.offset)
+	}
+	return nil
+}
+
 func (w *writer) Close() error {
 	if w.done {
 		return nil

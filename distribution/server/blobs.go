@@ -262,12 +262,13 @@ func (g *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt route)
 	// The session is the ingest itself: it exists from now until it is committed or cancelled,
 	// across restarts.
 	id := randomID()
-	cw, err := g.store.Writer(context.WithoutCancel(r.Context()), g.uploadRef(rt.name, id))
+	ref := g.uploadRef(rt.name, id)
+	cw, err := g.store.Writer(context.WithoutCancel(r.Context()), ref)
 	if err != nil {
 		g.serverError(w, r, err)
 		return
 	}
-	if err := cw.Close(); err != nil {
+	if err := g.uploads.park(ref, cw); err != nil {
 		g.serverError(w, r, err)
 		return
 	}
@@ -319,8 +320,11 @@ func (g *Registry) uploadError(w http.ResponseWriter, r *http.Request, err error
 	}
 }
 
-// openUpload checks the session and opens its writer.
+// openUpload checks the session and takes its parked writer, or opens it.
 func (g *Registry) openUpload(w http.ResponseWriter, r *http.Request, rt route) (content.Writer, bool) {
+	if cw := g.uploads.take(g.uploadRef(rt.name, rt.ref)); cw != nil {
+		return cw, true
+	}
 	if !g.store.IngestExists(g.uploadRef(rt.name, rt.ref)) {
 		errcode.Write(w, errcode.BlobUploadUnknown.Errorf("upload %s is unknown to repository %s", rt.ref, rt.name))
 		return nil, false
@@ -339,7 +343,10 @@ func (g *Registry) uploadStatus(w http.ResponseWriter, r *http.Request, rt route
 		return
 	}
 	off := cw.Offset()
-	cw.Close()
+	if err := g.uploads.park(g.uploadRef(rt.name, rt.ref), cw); err != nil {
+		g.serverError(w, r, err)
+		return
+	}
 	uploadAccepted(w, http.StatusNoContent, rt.name, rt.ref, off)
 }
 
@@ -424,8 +431,12 @@ func (g *Registry) patchUpload(w http.ResponseWriter, r *http.Request, rt route)
 	if !ok {
 		return
 	}
-	defer cw.Close()
 	if !g.appendChunk(w, r, rt, cw) {
+		cw.Close()
+		return
+	}
+	if err := g.uploads.park(g.uploadRef(rt.name, rt.ref), cw); err != nil {
+		g.serverError(w, r, err)
 		return
 	}
 	uploadAccepted(w, http.StatusAccepted, rt.name, rt.ref, cw.Offset())

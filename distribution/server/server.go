@@ -101,6 +101,7 @@ type Registry struct {
 	logOut   *bufferedWriter
 	lock     *os.File
 	anonyMnt bool
+	uploads  parkedUploads
 }
 
 // New opens the storage under cfg.Root and returns the registry handler. Close releases it.
@@ -146,6 +147,7 @@ func New(cfg Config) (*Registry, error) {
 
 // Close releases the store and the root lock, and flushes the logs.
 func (g *Registry) Close() error {
+	g.uploads.closeAll()
 	if g.logOut != nil {
 		g.logOut.Close()
 	}

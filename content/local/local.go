@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -32,6 +33,7 @@ type Store struct {
 	ingestDir  string
 	ownIngest  bool // ingestDir is the default one: remove it when empty
 	checkpoint int64
+	dirSyncs   sync.Map // algorithm → *groupSync of its blob directory
 }
 
 // Option configures a Store.
@@ -349,7 +351,8 @@ func errUnsafe(err error) error {
 }
 
 // install makes the fully written temporary file f the blob d: fsync, mode 0444, rename without
-// replacing (a blob that appeared meanwhile wins and f is dropped), fsync of the directory.
+// replacing (a blob that appeared meanwhile wins and f is dropped), fsync of the directory
+// (shared with concurrent installs: groupSync).
 // f's path is gone afterwards unless an error is returned.
 func (s *Store) install(f *os.File, d digest.Digest) error {
 	if err := f.Sync(); err != nil {
@@ -381,7 +384,7 @@ func (s *Store) install(f *os.File, d digest.Digest) error {
 	default:
 		return fmt.Errorf("install %s: rename: %w", d, err)
 	}
-	if err := unix.Fsync(dfd); err != nil {
+	if err := s.dirSync(d.Algorithm().String()).sync(dfd); err != nil {
 		return fmt.Errorf("install %s: sync directory: %w", d, err)
 	}
 	return nil

@@ -256,7 +256,9 @@ func (w *writer) Commit(ctx context.Context, size int64, expected digest.Digest)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	os.Remove(w.statePath)
+	if w.hasState {
+		unix.Unlink(w.statePath)
+	}
 	if err := w.s.install(w.f, got); err != nil {
 		return err
 	}

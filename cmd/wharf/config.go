@@ -70,12 +70,12 @@ sets a label; --port and --volume add an exposed port and a volume.`,
 			if p != nil {
 				want = *p
 			}
-			if d, err = image.SelectManifest(ctx, h, d, want); err != nil {
+			if d, err = image.SelectManifest(ctx, h.Layout, d, want); err != nil {
 				return err
 			}
 		}
 		fl := cmd.Flags()
-		md, err := bundle.Mutate(ctx, h, d, h.Ref.Tag, "wharf config "+strings.Join(args[1:], " "), sde, func(img *ocispec.Image) error {
+		md, err := bundle.Mutate(ctx, h.Layout, d, h.Ref.Tag, "wharf config "+strings.Join(args[1:], " "), sde, func(img *ocispec.Image) error {
 			cfg := &img.Config
 			if fl.Changed("entrypoint") {
 				cfg.Entrypoint = nonEmpty(entrypoint)

@@ -26,7 +26,7 @@ The layout is locked meanwhile, so no tag changes under the collection.`,
 				return err
 			}
 			defer h.Close()
-			res, err := h.GC(cmd.Context(), gcOpts)
+			res, err := h.Layout.GC(cmd.Context(), gcOpts)
 			if err != nil {
 				return err
 			}

@@ -165,7 +165,7 @@ func tagsOf(ctx context.Context, h *imageref.Handle, dg digest.Digest) ([]string
 		}
 		return tags, err
 	}
-	entries, err := h.List(ctx)
+	entries, err := h.Layout.List(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -38,7 +38,7 @@ size and platform (when the entry has one).`,
 				return err
 			}
 			defer h.Close()
-			entries, err := h.List(cmd.Context())
+			entries, err := h.Layout.List(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -39,7 +39,7 @@ SOURCE_DATE_EPOCH sets its created time.`,
 			return err
 		}
 		defer h.Close()
-		d, err := bundle.NewImage(cmd.Context(), h, tag, p, sde)
+		d, err := bundle.NewImage(cmd.Context(), h.Layout, tag, p, sde)
 		if err != nil {
 			return err
 		}

@@ -77,7 +77,7 @@ layout DIR, which must hold the bundle's image, and tagged TAG.`,
 				return err
 			}
 			defer h.Close()
-			res, err := bundle.Repack(cmd.Context(), h, args[0], tag, bundle.RepackOptions{Compression: comp, SourceDateEpoch: sde, CreatedBy: createdBy})
+			res, err := bundle.Repack(cmd.Context(), h.Layout, args[0], tag, bundle.RepackOptions{Compression: comp, SourceDateEpoch: sde, CreatedBy: createdBy})
 			if err != nil {
 				return err
 			}

@@ -33,7 +33,7 @@ components of letters and digits joined by one of - . _ : @ + or --, separated b
 			}
 			defer h.Close()
 			r := h.Ref
-			if err := h.Tag(cmd.Context(), d, args[1]); err != nil {
+			if err := h.Layout.Tag(cmd.Context(), d, args[1]); err != nil {
 				return err
 			}
 			if err := h.Save(cmd.Context()); err != nil {
@@ -70,7 +70,7 @@ digest). The blobs stay until "wharf gc" removes what nothing references any mor
 				return err
 			}
 			defer h.Close()
-			if err := h.Untag(cmd.Context(), r.Ref()); err != nil {
+			if err := h.Layout.Untag(cmd.Context(), r.Ref()); err != nil {
 				return err
 			}
 			if err := h.Save(cmd.Context()); err != nil {

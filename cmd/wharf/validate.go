@@ -63,7 +63,7 @@ fault, e.g.:
 				opts.debugf(cmd, "ok %s%s (%s)", strings.Repeat("  ", len(path)-1), s.Digest, s.Kind)
 			}
 		}
-		res, err := h.Validate(ctx, roots, vopts)
+		res, err := h.Layout.Validate(ctx, roots, vopts)
 		if err != nil {
 			return fmt.Errorf("validate %s: %w", r, err)
 		}

@@ -38,11 +38,13 @@ func (e *AmbiguousError) Unwrap() error {
 	return errdef.ErrInvalidArgument
 }
 
-// Handle is an image name opened as a layout: the directory itself for oci:, an extracted
-// copy for oci-archive:. Writes to an archive reach the file only through Save. For docker:
-// Layout is nil and Repo is the registry repository.
+// Handle is an opened image name. Layout is the layout of oci: (the directory itself) and
+// oci-archive: (an extracted copy; writes reach the file only through Save); for docker:
+// Layout is nil and Repo is the registry repository. Target() is whichever holds the image.
+// (Layout is a named field, not embedded, so that a docker: handle cannot be passed where a
+// layout is expected and panic on its nil layout.)
 type Handle struct {
-	*layout.Layout
+	Layout  *layout.Layout
 	Repo    *client.Repository
 	Ref     Reference
 	archive *layout.Archive

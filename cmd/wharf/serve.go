@@ -15,7 +15,8 @@ func newServeCmd(opts *globalOptions) *cobra.Command {
 		Long: `Run an OCI registry (distribution-spec 1.1) storing its content under --root.
 
 Settings come from, in increasing priority: the defaults (` + server.DefaultAddr + `, ./` + server.DefaultRoot + `),
-the JSON --config file (keys addr, root, logLevel, logFormat, noAnonymousMount, shutdownTimeout),
+the JSON --config file (keys addr, root, logLevel, logFormat, noAnonymousMount, shutdownTimeout,
+uploadMaxAge: upload sessions idle that long are removed, default 168h, negative never),
 the environment (WHARF_REGISTRY_ADDR, WHARF_REGISTRY_ROOT, WHARF_REGISTRY_LOG_LEVEL,
 WHARF_REGISTRY_LOG_FORMAT) and the flags. Access logs go to stderr. SIGTERM or SIGINT stops
 accepting connections and lets requests in flight finish.`,

@@ -354,3 +354,51 @@ func TestRemoveTemporary(t *testing.T) {
 	}
 	w.Cancel(ctx)
 }
+
+// Stale ingests go; young ones and ones a Writer holds stay, and the held one still commits.
+func TestRemoveStaleIngests(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, WithIngestDir(filepath.Join(t.TempDir(), "uploads")), WithCheckpointInterval(4))
+	write := func(ref, data string) content.Writer {
+		w, err := s.Writer(ctx, ref)
+		must(t, err)
+		_, err = w.Write([]byte(data))
+		must(t, err)
+		return w
+	}
+	age := func(ref string, d time.Duration) {
+		old := time.Now().Add(-d)
+		names, _ := filepath.Glob(filepath.Join(s.ingestDir, "*.data"))
+		for _, n := range names {
+			if filepath.Base(n) == ingestBase(ref)+".data" {
+				must(t, os.Chtimes(n, old, old))
+				return
+			}
+		}
+		t.Fatalf("no ingest for %s", ref)
+	}
+	for _, ref := range []string{"old", "young"} {
+		must(t, write(ref, "data of "+ref).Close())
+	}
+	held := write("held", "data of held")
+	age("old", 8*24*time.Hour)
+	age("held", 8*24*time.Hour)
+	n, err := s.RemoveStaleIngests(time.Now().Add(-7 * 24 * time.Hour))
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("removed %d, want 1 (the old one)", n)
+	}
+	if s.IngestExists("old") || !s.IngestExists("young") || !s.IngestExists("held") {
+		t.Fatalf("after purge: old %v young %v held %v", s.IngestExists("old"), s.IngestExists("young"), s.IngestExists("held"))
+	}
+	if states, _ := filepath.Glob(filepath.Join(s.ingestDir, ingestBase("old")+".state*")); len(states) != 0 {
+		t.Fatalf("state files left: %v", states)
+	}
+	must(t, held.Commit(ctx, 0, digest.FromString("data of held")))
+	w, err := s.Writer(ctx, "old") // starts afresh
+	must(t, err)
+	if w.Offset() != 0 {
+		t.Fatalf("reopened purged ingest at offset %d", w.Offset())
+	}
+	w.Cancel(ctx)
+}

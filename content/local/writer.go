@@ -13,6 +13,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
@@ -44,8 +46,7 @@ func (s *Store) WriterAlg(ctx context.Context, ref string, alg digest.Algorithm)
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256([]byte(ref))
-	base := filepath.Join(s.ingestDir, hex.EncodeToString(sum[:]))
+	base := filepath.Join(s.ingestDir, ingestBase(ref))
 	w := &writer{s: s, ref: ref, alg: alg, newHash: newHash, dataPath: base + ".data", statePath: base + ".state"}
 	for attempt := 0; ; attempt++ {
 		var f *os.File
@@ -85,9 +86,14 @@ func (s *Store) WriterAlg(ctx context.Context, ref string, alg digest.Algorithm)
 // IngestExists reports whether the ingest ref exists (was opened and not committed or
 // cancelled), without creating it.
 func (s *Store) IngestExists(ref string) bool {
-	sum := sha256.Sum256([]byte(ref))
-	_, err := os.Lstat(filepath.Join(s.ingestDir, hex.EncodeToString(sum[:])+".data"))
+	_, err := os.Lstat(filepath.Join(s.ingestDir, ingestBase(ref)+".data"))
 	return err == nil
+}
+
+// ingestBase is the file name (without extension) of the ingest ref: a hash of it.
+func ingestBase(ref string) string {
+	sum := sha256.Sum256([]byte(ref))
+	return hex.EncodeToString(sum[:])
 }
 
 func hashFunc(alg digest.Algorithm) (func() hash.Hash, error) {
@@ -328,4 +334,40 @@ func (w *writer) discard() {
 	os.Remove(w.statePath + ".tmp")
 	w.f.Close()
 	w.s.cleanIngestDir()
+}
+
+// RemoveStaleIngests removes the resumable ingests (see WriterAlg) whose data was last written
+// before cutoff and that no Writer holds (a held ingest is in use, whatever its age). It
+// returns how many it removed. A Writer opening an ingest while it is being removed finds it
+// gone and starts afresh, as after Cancel.
+func (s *Store) RemoveStaleIngests(cutoff time.Time) (int, error) {
+	names, err := filepath.Glob(filepath.Join(s.ingestDir, "*.data"))
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	for _, name := range names {
+		f, err := os.OpenFile(name, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			continue // gone meanwhile, or not ours to open
+		}
+		var st unix.Stat_t
+		stale := unix.Fstat(int(f.Fd()), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG &&
+			time.Unix(st.Mtim.Unix()).Before(cutoff) &&
+			unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil
+		if stale {
+			var pst unix.Stat_t // still the file at that name (not committed or replaced meanwhile)
+			if unix.Lstat(name, &pst) == nil && pst.Ino == st.Ino && pst.Dev == st.Dev {
+				state := strings.TrimSuffix(name, ".data") + ".state"
+				os.Remove(state)
+				os.Remove(state + ".tmp")
+				if os.Remove(name) == nil {
+					removed++
+				}
+			}
+		}
+		f.Close()
+	}
+	s.cleanIngestDir()
+	return removed, nil
 }

@@ -44,6 +44,10 @@ type Config struct {
 	NoAnonymousMount bool `json:"noAnonymousMount,omitempty"`
 	// ShutdownTimeout bounds the graceful shutdown (default 10s).
 	ShutdownTimeout Duration `json:"shutdownTimeout,omitempty"`
+	// UploadMaxAge is how long an upload session may sit without a byte written before Serve
+	// removes it (default 168h, as distribution's upload purging; negative: never). Serve
+	// purges at start and then every UploadMaxAge/2, at most every 24h.
+	UploadMaxAge Duration `json:"uploadMaxAge,omitempty"`
 	// Logger, when set, receives the logs instead of a handler built from LogLevel and LogFormat.
 	Logger *slog.Logger `json:"-"`
 }
@@ -186,6 +190,7 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	go g.purgeUploads(ctx, time.Duration(cfg.UploadMaxAge))
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -203,6 +208,34 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) error {
 		return fmt.Errorf("shut down: %w", err)
 	}
 	return nil
+}
+
+// DefaultUploadMaxAge is Config.UploadMaxAge's default.
+const DefaultUploadMaxAge = 7 * 24 * time.Hour
+
+// purgeUploads removes stale upload sessions (Config.UploadMaxAge) until ctx is done.
+func (g *Registry) purgeUploads(ctx context.Context, maxAge time.Duration) {
+	if maxAge < 0 {
+		return
+	}
+	if maxAge == 0 {
+		maxAge = DefaultUploadMaxAge
+	}
+	every := min(maxAge/2, 24*time.Hour)
+	for {
+		n, err := g.store.RemoveStaleIngests(time.Now().Add(-maxAge))
+		switch {
+		case err != nil:
+			g.log.Warn("purge stale uploads", "err", err)
+		case n > 0:
+			g.log.Info("purged stale uploads", "count", n, "maxAge", maxAge.String())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+	}
 }
 
 // ServeHTTP routes a distribution-spec request.

@@ -331,7 +331,7 @@ func TestDockerSchema2(t *testing.T) {
 
 func TestLoadConfig(t *testing.T) {
 	file := t.TempDir() + "/config.json"
-	if err := os.WriteFile(file, []byte(`{"addr":"127.0.0.1:6000","root":"/srv/reg","logLevel":"warn","shutdownTimeout":"3s"}`), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte(`{"addr":"127.0.0.1:6000","root":"/srv/reg","logLevel":"warn","shutdownTimeout":"3s","uploadMaxAge":"48h"}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("WHARF_REGISTRY_ROOT", "/env/root")
@@ -339,7 +339,7 @@ func TestLoadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Addr != "127.0.0.1:6000" || c.Root != "/env/root" || c.LogLevel != "warn" || time.Duration(c.ShutdownTimeout) != 3*time.Second {
+	if c.Addr != "127.0.0.1:6000" || c.Root != "/env/root" || c.LogLevel != "warn" || time.Duration(c.ShutdownTimeout) != 3*time.Second || time.Duration(c.UploadMaxAge) != 48*time.Hour {
 		t.Fatalf("config %+v", c)
 	}
 	os.WriteFile(file, []byte(`{"adr":"x"}`), 0o644)

@@ -1,12 +1,16 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 )
@@ -79,5 +83,46 @@ func TestParkedUploads(t *testing.T) {
 	}
 	if resp := do(t, "GET", srv.URL+locs[0], nil); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("committed session still answers: %d", resp.StatusCode)
+	}
+}
+
+// An upload session idle for longer than UploadMaxAge is purged: its status is then unknown.
+func TestPurgeStaleUploads(t *testing.T) {
+	srv, g := newTestServer(t)
+	var locs []string
+	for range 2 {
+		resp := do(t, "POST", srv.URL+"/v2/purge/r/blobs/uploads/", nil)
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("POST: %d", resp.StatusCode)
+		}
+		locs = append(locs, resp.Header.Get("Location"))
+	}
+	g.uploads.closeAll() // parked writers hold their ingests: in use, never purged
+	names, _ := filepath.Glob(filepath.Join(g.root, "uploads", "*.data"))
+	if len(names) != 2 {
+		t.Fatalf("ingests: %v", names)
+	}
+	old := time.Now().Add(-8 * 24 * time.Hour)
+	// Age the first session only.
+	resp := do(t, "PATCH", srv.URL+locs[1], []byte("young"), "Content-Type", "application/octet-stream")
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("PATCH: %d", resp.StatusCode)
+	}
+	g.uploads.closeAll()
+	for _, n := range names {
+		if st, err := os.Stat(n); err == nil && st.Size() == 0 {
+			if err := os.Chtimes(n, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // one purge, then return
+	g.purgeUploads(ctx, 0)
+	if resp := do(t, "GET", srv.URL+locs[0], nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("stale session: %d, want 404", resp.StatusCode)
+	}
+	if resp := do(t, "GET", srv.URL+locs[1], nil); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("young session: %d, want 204", resp.StatusCode)
 	}
 }

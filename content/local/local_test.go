@@ -383,7 +383,7 @@ func TestRemoveStaleIngests(t *testing.T) {
 	held := write("held", "data of held")
 	age("old", 8*24*time.Hour)
 	age("held", 8*24*time.Hour)
-	n, err := s.RemoveStaleIngests(time.Now().Add(-7 * 24 * time.Hour))
+	n, err := s.RemoveStaleIngests(time.Now().Add(-7*24*time.Hour), false)
 	must(t, err)
 	if n != 1 {
 		t.Fatalf("removed %d, want 1 (the old one)", n)

@@ -336,38 +336,98 @@ func (w *writer) discard() {
 	w.s.cleanIngestDir()
 }
 
-// RemoveStaleIngests removes the resumable ingests (see WriterAlg) whose data was last written
-// before cutoff and that no Writer holds (a held ingest is in use, whatever its age). It
-// returns how many it removed. A Writer opening an ingest while it is being removed finds it
-// gone and starts afresh, as after Cancel.
-func (s *Store) RemoveStaleIngests(cutoff time.Time) (int, error) {
-	names, err := filepath.Glob(filepath.Join(s.ingestDir, "*.data"))
-	if err != nil {
-		return 0, err
+// RemoveStaleIngests removes what interrupted writes left in the ingest directory and last
+// changed before cutoff: resumable ingests (see WriterAlg) that no Writer holds — a held one
+// is in use, whatever its age — with their saved state, and the temporary files of Push calls
+// that a killed process left. It returns how many ingests and temporaries it removed (with
+// dryRun, would remove). The default ingest directory is opened beneath the root without
+// following symlinks. A Writer opening an ingest while it is removed finds it gone and starts
+// afresh, as after Cancel.
+func (s *Store) RemoveStaleIngests(cutoff time.Time, dryRun bool) (int, error) {
+	var dfd int
+	var err error
+	if s.ownIngest {
+		dfd, err = s.openBeneath(DefaultIngestDir, unix.O_RDONLY|unix.O_DIRECTORY)
+	} else {
+		dfd, err = unix.Open(s.ingestDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	}
-	removed := 0
-	for _, name := range names {
-		f, err := os.OpenFile(name, os.O_RDONLY|unix.O_NOFOLLOW, 0)
-		if err != nil {
-			continue // gone meanwhile, or not ours to open
-		}
+	if errors.Is(err, unix.ENOENT) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("open ingest directory: %w", errUnsafe(err))
+	}
+	dir := os.NewFile(uintptr(dfd), s.ingestDir)
+	defer dir.Close()
+	names, err := dir.Readdirnames(-1)
+	if err != nil {
+		return 0, fmt.Errorf("list ingest directory: %w", err)
+	}
+	old := func(name string) (unix.Stat_t, bool) {
 		var st unix.Stat_t
-		stale := unix.Fstat(int(f.Fd()), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG &&
-			time.Unix(st.Mtim.Unix()).Before(cutoff) &&
-			unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil
-		if stale {
-			var pst unix.Stat_t // still the file at that name (not committed or replaced meanwhile)
-			if unix.Lstat(name, &pst) == nil && pst.Ino == st.Ino && pst.Dev == st.Dev {
-				state := strings.TrimSuffix(name, ".data") + ".state"
-				os.Remove(state)
-				os.Remove(state + ".tmp")
-				if os.Remove(name) == nil {
-					removed++
+		ok := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil &&
+			st.Mode&unix.S_IFMT == unix.S_IFREG && time.Unix(st.Mtim.Unix()).Before(cutoff)
+		return st, ok
+	}
+	remove := func(name string) error {
+		if dryRun {
+			return nil
+		}
+		if err := unix.Unlinkat(dfd, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("remove ingest %s: %w", filepath.Join(s.ingestDir, name), err)
+		}
+		return nil
+	}
+	n := 0
+	for _, name := range names {
+		switch {
+		case strings.HasPrefix(name, "push-"): // a Push that never finished
+			if _, ok := old(name); ok {
+				if err := remove(name); err != nil {
+					return n, err
+				}
+				n++
+			}
+		case strings.HasSuffix(name, ".data"):
+			st, ok := old(name)
+			if !ok {
+				continue
+			}
+			fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+			if err != nil {
+				continue
+			}
+			var fst unix.Stat_t
+			// Held by a Writer, or not the file just looked at (committed or replaced): keep.
+			if unix.Fstat(fd, &fst) != nil || fst.Ino != st.Ino || fst.Dev != st.Dev || unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
+				unix.Close(fd)
+				continue
+			}
+			state := strings.TrimSuffix(name, ".data") + ".state"
+			err = remove(state)
+			if err == nil {
+				err = remove(state + ".tmp")
+			}
+			if err == nil {
+				err = remove(name)
+			}
+			unix.Close(fd)
+			if err != nil {
+				return n, err
+			}
+			n++
+		case strings.HasSuffix(name, ".state"), strings.HasSuffix(name, ".state.tmp"): // without its data
+			base := strings.TrimSuffix(strings.TrimSuffix(name, ".tmp"), ".state")
+			var st unix.Stat_t
+			if _, ok := old(name); ok && unix.Fstatat(dfd, base+".data", &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+				if err := remove(name); err != nil {
+					return n, err
 				}
 			}
 		}
-		f.Close()
 	}
-	s.cleanIngestDir()
-	return removed, nil
+	if !dryRun {
+		s.cleanIngestDir()
+	}
+	return n, nil
 }

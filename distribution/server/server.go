@@ -223,7 +223,7 @@ func (g *Registry) purgeUploads(ctx context.Context, maxAge time.Duration) {
 	}
 	every := min(maxAge/2, 24*time.Hour)
 	for {
-		n, err := g.store.RemoveStaleIngests(time.Now().Add(-maxAge))
+		n, err := g.store.RemoveStaleIngests(time.Now().Add(-maxAge), false)
 		switch {
 		case err != nil:
 			g.log.Warn("purge stale uploads", "err", err)

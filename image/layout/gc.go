@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"strings"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -14,7 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wharfoci/wharf/content"
-	"github.com/wharfoci/wharf/content/local"
 	"github.com/wharfoci/wharf/errdef"
 )
 
@@ -139,7 +136,7 @@ func (l *Layout) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 		res.RemovedBytes += i.Size
 	}
 	if opts.IngestMaxAge > 0 {
-		n, err := cleanIngests(dfd, l.root, time.Now().Add(-opts.IngestMaxAge), opts.DryRun)
+		n, err := l.store.RemoveStaleIngests(time.Now().Add(-opts.IngestMaxAge), opts.DryRun)
 		res.Ingests = n
 		if err != nil {
 			return res, fmt.Errorf("gc %s: %w", l.root, err)
@@ -210,58 +207,3 @@ func (l *Layout) maybeJSON(ctx context.Context, i content.Info) ([]byte, bool) {
 	return b, true
 }
 
-// cleanIngests removes the files of the ingest directory last modified before cutoff that no
-// writer holds (flock).
-func cleanIngests(dfd int, root string, cutoff time.Time, dryRun bool) (int, error) {
-	dir, err := openIn(dfd, root, local.DefaultIngestDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
-	if errors.Is(err, errdef.ErrNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	defer dir.Close()
-	names, err := dir.Readdirnames(-1)
-	if err != nil {
-		return 0, fmt.Errorf("list %s: %w", dir.Name(), err)
-	}
-	n := 0
-	ifd := int(dir.Fd())
-	for _, name := range names {
-		var st unix.Stat_t
-		if unix.Fstatat(ifd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-			continue
-		}
-		if !time.Unix(st.Mtim.Unix()).Before(cutoff) {
-			continue
-		}
-		// A writer holds a flock on its .data file; its .state goes with it.
-		lockName := name
-		if base, ok := strings.CutSuffix(name, ".state"); ok {
-			lockName = base + ".data"
-		}
-		fd, err := unix.Openat(ifd, lockName, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
-		if errors.Is(err, unix.ENOENT) && lockName != name {
-			fd, err = unix.Openat(ifd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
-		}
-		if err != nil {
-			continue
-		}
-		if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
-			unix.Close(fd) // a live writer holds it
-			continue
-		}
-		if !dryRun {
-			if err := unix.Unlinkat(ifd, name, 0); err != nil && !errors.Is(err, os.ErrNotExist) {
-				unix.Close(fd)
-				return n, fmt.Errorf("remove ingest %s/%s: %w", dir.Name(), name, err)
-			}
-		}
-		unix.Close(fd)
-		n++
-	}
-	if !dryRun {
-		_ = unix.Unlinkat(dfd, local.DefaultIngestDir, unix.AT_REMOVEDIR) // only when empty
-	}
-	return n, nil
-}

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"os"
+
 	"github.com/spf13/cobra"
 
 	"github.com/wharfoci/wharf/distribution/server"
@@ -47,5 +50,63 @@ accepting connections and lets requests in flight finish.`,
 	f.StringVar(&addr, "addr", server.DefaultAddr, "address to listen on")
 	f.StringVar(&root, "root", server.DefaultRoot, "storage directory")
 	f.StringVar(&config, "config", "", "JSON configuration file")
+	cmd.AddCommand(newServeGCCmd(opts))
+	return cmd
+}
+
+// newServeGCCmd is `wharf serve gc`: distribution's `registry garbage-collect`.
+func newServeGCCmd(opts *globalOptions) *cobra.Command {
+	var root, config string
+	var gcOpts server.GCOptions
+	cmd := &cobra.Command{
+		Use:   "gc [--root DIR] [--config FILE] [--dry-run] [--delete-untagged]",
+		Short: "Remove the blobs no manifest of the registry references",
+		Long: `Collect a registry's garbage offline, as distribution's 'registry garbage-collect': in every
+repository, keep the manifests (with --delete-untagged only those a tag reaches, through
+indexes, and their referrers) and the blobs they reference, remove the other links, then
+remove the stored blobs that no repository references. The registry must be stopped: a blob
+pushed without its manifest yet is garbage. The root is locked meanwhile, and nothing is
+removed when a kept manifest cannot be read.`,
+		Example: `  wharf serve gc --root ./.wharf/registry --dry-run
+  wharf serve gc --root ./.wharf/registry --delete-untagged`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := server.LoadConfig(config)
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("root") || cfg.Root == "" {
+				cfg.Root = root
+			}
+			if _, err := os.Stat(cfg.Root); err != nil { // collect a registry, never create one
+				return fmt.Errorf("open registry root: %w", err)
+			}
+			cfg.LogLevel = "error"
+			g, err := server.New(cfg)
+			if err != nil {
+				return err
+			}
+			defer g.Close()
+			res, err := g.GC(cmd.Context(), gcOpts)
+			if err != nil {
+				return err
+			}
+			if opts.JSON {
+				return writeJSON(cmd.OutOrStdout(), res)
+			}
+			verb := "removed"
+			if gcOpts.DryRun {
+				verb = "would remove"
+			}
+			opts.infof(cmd, "gc: %s %d blobs (%s), %d manifests and %d blob links from %d repositories; %d blobs referenced",
+				verb, res.Blobs, humanBytes(res.Bytes), res.Manifests, res.Links, res.Repositories, res.Kept)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&root, "root", server.DefaultRoot, "storage directory")
+	f.StringVar(&config, "config", "", "JSON configuration file")
+	f.BoolVar(&gcOpts.DryRun, "dry-run", false, "report what would be removed, remove nothing")
+	f.BoolVar(&gcOpts.DeleteUntagged, "delete-untagged", false, "also remove the manifests no tag reaches")
 	return cmd
 }

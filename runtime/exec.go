@@ -70,6 +70,9 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (*os.Process, error) {
 	}
 	defer mntns.Close()
 	cfg := &initConfig{Kind: "exec", ID: c.s.ID, Process: p, Bundle: c.s.Bundle, PreserveFds: o.PreserveFds}
+	if c.s.Spec != nil && c.s.Spec.Linux != nil {
+		cfg.Seccomp = c.s.Spec.Linux.Seccomp // exec'd processes get the container's filter, as with runc
+	}
 	cf, err := newChildFiles(o.PreserveFds)
 	if err != nil {
 		return nil, err

@@ -40,6 +40,8 @@ type initConfig struct {
 	NewTimeNS    bool              `json:"new_timens,omitempty"`
 	UserNS       bool              `json:"userns,omitempty"`
 	UTSNS        bool              `json:"utsns,omitempty"`
+	// Seccomp is the container's profile, for exec (init reads it from Spec).
+	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
 }
 
 // syncMsg is one message on the sync socket, in either direction.
@@ -98,6 +100,14 @@ func wait(dec *json.Decoder, want string) error {
 // the exec fifo, startContainer hooks, process attributes.
 func initContainer(cfg *initConfig, sock *os.File, dec *json.Decoder, enc *json.Encoder) error {
 	s := cfg.Spec
+	var profile *specs.LinuxSeccomp
+	if s.Linux != nil {
+		profile = s.Linux.Seccomp
+	}
+	sc, err := newCompiledSeccomp(profile) // a bad profile is a create error
+	if err != nil {
+		return err
+	}
 	if cfg.MntnsFd > 0 {
 		if err := joinMountNS(cfg.MntnsFd); err != nil {
 			return err
@@ -219,11 +229,45 @@ func initContainer(cfg *initConfig, sock *os.File, dec *json.Decoder, enc *json.
 			return err
 		}
 	}
-	return execUser(s.Process, 3+cfg.PreserveFds)
+	return execUser(s.Process, sc, 3+cfg.PreserveFds)
 }
 
-// execUser switches to the process's identity and execs it.
-func execUser(p *specs.Process, firstExtraFd int) error {
+// seccompFilter compiles the profile (nil: none) into a filter and its flags.
+func seccompFilter(s *specs.LinuxSeccomp) ([]unix.SockFilter, uintptr, error) {
+	if s == nil {
+		return nil, 0, nil
+	}
+	filter, err := compileSeccomp(s)
+	if err != nil {
+		return nil, 0, err
+	}
+	flags, err := seccompFlags(s)
+	return filter, flags, err
+}
+
+// newCompiledSeccomp compiles profile, or returns nil for none.
+func newCompiledSeccomp(profile *specs.LinuxSeccomp) (*compiledSeccomp, error) {
+	filter, flags, err := seccompFilter(profile)
+	if err != nil || filter == nil {
+		return nil, err
+	}
+	return &compiledSeccomp{filter: filter, flags: flags}, nil
+}
+
+// compiledSeccomp is a filter ready to install.
+type compiledSeccomp struct {
+	filter []unix.SockFilter
+	flags  uintptr
+}
+
+// execUser switches to the process's identity and execs it, under the seccomp filter sc (nil:
+// none): loaded before the capabilities are dropped, or with no_new_privs just before execve.
+func execUser(p *specs.Process, sc *compiledSeccomp, firstExtraFd int) error {
+	if sc != nil && !p.NoNewPrivileges {
+		if err := installSeccomp(sc.filter, sc.flags); err != nil {
+			return err
+		}
+	}
 	if err := finalizeProcess(p); err != nil {
 		return err
 	}
@@ -239,6 +283,11 @@ func execUser(p *specs.Process, firstExtraFd int) error {
 	env := p.Env
 	if env == nil {
 		env = []string{}
+	}
+	if sc != nil && p.NoNewPrivileges {
+		if err := installSeccomp(sc.filter, sc.flags); err != nil {
+			return err
+		}
 	}
 	if err := unix.Exec(name, args, env); err != nil {
 		return fmt.Errorf("exec %s: %w", name, err)
@@ -348,6 +397,10 @@ func finishRootfs(cfg *initConfig) error {
 // namespaces on the thread that forked it, and put it in the container's cgroups.
 func execProcess(cfg *initConfig, sock *os.File) error {
 	p := cfg.Process
+	sc, err := newCompiledSeccomp(cfg.Seccomp)
+	if err != nil {
+		return err
+	}
 	if err := joinMountNS(cfg.MntnsFd); err != nil {
 		return err
 	}
@@ -370,5 +423,5 @@ func execProcess(cfg *initConfig, sock *os.File) error {
 	if p.User.Umask != nil {
 		unix.Umask(int(*p.User.Umask))
 	}
-	return execUser(p, 3+cfg.PreserveFds)
+	return execUser(p, sc, 3+cfg.PreserveFds)
 }

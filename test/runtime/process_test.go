@@ -214,3 +214,52 @@ func TestCgroupsPath(t *testing.T) {
 		}
 	}
 }
+
+// linux.seccomp: a profile that answers mkdir with EPERM applies to the container's process
+// (with and without noNewPrivileges) and to processes exec'd into it, as with runc; a profile
+// the runtime cannot compile is a create error.
+func TestSeccomp(t *testing.T) {
+	e := newEnv(t)
+	profile := map[string]any{
+		"defaultAction": "SCMP_ACT_ALLOW",
+		"architectures": []string{"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"},
+		"syscalls": []map[string]any{
+			{"names": []string{"mkdir", "mkdirat"}, "action": "SCMP_ACT_ERRNO"},
+			{"names": []string{"getpriority"}, "action": "SCMP_ACT_ERRNO", "errnoRet": 15,
+				"args": []map[string]any{{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}}},
+		},
+	}
+	// the rootfs is read-only: without the filter mkdir would fail with EROFS, not EPERM
+	script := "grep -E '^Seccomp:' /proc/self/status; mkdir /tmp/x 2>&1; echo mkdir=$?; ls / >/dev/null; echo ls=$?"
+	want := "Seccomp:\t2\nmkdir: can't create directory '/tmp/x': Operation not permitted\nmkdir=1\nls=0\n"
+	for _, nnp := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noNewPrivileges=%v", nnp), func(t *testing.T) {
+			b := bundle(t, nil, func(cfg map[string]any) {
+				obj(cfg, "linux")["seccomp"] = profile
+				obj(cfg, "process")["noNewPrivileges"] = nnp
+			}, "sh", "-c", script)
+			r := e.run("run", "--bundle", b, fmt.Sprintf("sc-%v", nnp))
+			if r.code != 0 || r.stdout != want {
+				t.Fatalf("%s; want stdout %q", r, want)
+			}
+		})
+	}
+	t.Run("exec", func(t *testing.T) {
+		b := bundle(t, nil, func(cfg map[string]any) { obj(cfg, "linux")["seccomp"] = profile }, "sleep", "600")
+		e.ok("run", "-d", "--bundle", b, "sc-exec")
+		r := e.run("exec", "sc-exec", "sh", "-c", "mkdir /tmp/y 2>/dev/null; echo mkdir=$?")
+		if r.code != 0 || r.stdout != "mkdir=1\n" {
+			t.Fatalf("%s; want mkdir=1", r)
+		}
+		e.ok("delete", "-f", "sc-exec")
+	})
+	t.Run("unsupported profile", func(t *testing.T) {
+		b := bundle(t, nil, func(cfg map[string]any) {
+			obj(cfg, "linux")["seccomp"] = map[string]any{"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/run/nope.sock"}
+		}, "true")
+		r := e.run("run", "--bundle", b, "sc-bad")
+		if r.code == 0 || !strings.Contains(r.stderr, "seccomp") {
+			t.Fatalf("%s; want a seccomp error", r)
+		}
+	})
+}

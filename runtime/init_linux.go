@@ -263,6 +263,7 @@ type compiledSeccomp struct {
 // execUser switches to the process's identity and execs it, under the seccomp filter sc (nil:
 // none): loaded before the capabilities are dropped, or with no_new_privs just before execve.
 func execUser(p *specs.Process, sc *compiledSeccomp, firstExtraFd int) error {
+	closeExtraFds(firstExtraFd) // only marks them close-on-exec: done before a filter may refuse fcntl
 	if sc != nil && !p.NoNewPrivileges {
 		if err := installSeccomp(sc.filter, sc.flags); err != nil {
 			return err
@@ -279,7 +280,6 @@ func execUser(p *specs.Process, sc *compiledSeccomp, firstExtraFd int) error {
 	if err != nil {
 		return err
 	}
-	closeExtraFds(firstExtraFd)
 	env := p.Env
 	if env == nil {
 		env = []string{}

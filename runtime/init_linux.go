@@ -263,7 +263,12 @@ type compiledSeccomp struct {
 // execUser switches to the process's identity and execs it, under the seccomp filter sc (nil:
 // none): loaded before the capabilities are dropped, or with no_new_privs just before execve.
 func execUser(p *specs.Process, sc *compiledSeccomp, firstExtraFd int) error {
-	closeExtraFds(firstExtraFd) // only marks them close-on-exec: done before a filter may refuse fcntl
+	// Both before the seccomp filter, which may refuse their system calls: the descriptors are
+	// only marked close-on-exec, the labels take effect at execve.
+	closeExtraFds(firstExtraFd)
+	if err := applyLSM(p); err != nil {
+		return err
+	}
 	if sc != nil && !p.NoNewPrivileges {
 		if err := installSeccomp(sc.filter, sc.flags); err != nil {
 			return err

@@ -125,6 +125,9 @@ func validateProcess(p *specs.Process) error {
 	if len(p.Args) == 0 && p.CommandLine == "" {
 		return fmt.Errorf("process.args is empty: %w", errdef.ErrInvalidArgument)
 	}
+	if err := validateLSM(p); err != nil {
+		return err
+	}
 	if p.Cwd == "" || !filepath.IsAbs(p.Cwd) {
 		return fmt.Errorf("process.cwd %q is not absolute: %w", p.Cwd, errdef.ErrInvalidArgument)
 	}

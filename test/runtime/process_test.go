@@ -263,3 +263,24 @@ func TestSeccomp(t *testing.T) {
 		}
 	})
 }
+
+// process.apparmorProfile and selinuxLabel on a host without that security module: a create
+// error naming the field, as runc refuses them too (never a silently unconfined container).
+func TestSecurityLabelsWithoutLSM(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct{ field, value, module, enabled string }{
+		{"apparmorProfile", "docker-default", "AppArmor", "/sys/module/apparmor/parameters/enabled"},
+		{"selinuxLabel", "system_u:system_r:container_t:s0", "SELinux", "/sys/fs/selinux/enforce"},
+	} {
+		t.Run(tc.field, func(t *testing.T) {
+			if b, err := os.ReadFile(tc.enabled); err == nil && (tc.module == "SELinux" || strings.HasPrefix(string(b), "Y")) {
+				t.Skipf("%s is enabled on this host", tc.module)
+			}
+			b := bundle(t, nil, func(cfg map[string]any) { obj(cfg, "process")[tc.field] = tc.value }, "true")
+			r := e.run("run", "--bundle", b, "lsm-"+tc.field)
+			if r.code == 0 || !strings.Contains(r.stderr, "process."+tc.field) || !strings.Contains(r.stderr, tc.module+" is not enabled") {
+				t.Fatalf("%s; want an error naming process.%s", r, tc.field)
+			}
+		})
+	}
+}

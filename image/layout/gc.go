@@ -42,6 +42,7 @@ type GCResult struct {
 // layout lock, so no tag changes under it. A document that can not be parsed stops the GC
 // before anything is removed.
 func (l *Layout) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
+	defer l.forgetReferrers()
 	var res GCResult
 	dfd, err := openDir(l.root)
 	if err != nil {
@@ -206,4 +207,3 @@ func (l *Layout) maybeJSON(ctx context.Context, i content.Info) ([]byte, bool) {
 	}
 	return b, true
 }
-

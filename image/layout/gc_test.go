@@ -156,3 +156,44 @@ func TestGC(t *testing.T) {
 		t.Fatal("fresh orphan removed despite KeepNewerThan")
 	}
 }
+
+// Referrers scans once and keeps the answer; a referrer pushed through the layout, a Delete
+// and a GC are seen by the next call.
+func TestReferrersFollowWrites(t *testing.T) {
+	ctx := context.Background()
+	l := newLayout(t)
+	subject := testImage(t, l, "subject")
+	empty, _ := content.PushBytes(ctx, l, ocispec.MediaTypeEmptyJSON, []byte("{}"))
+	sig := func(name string) ocispec.Descriptor {
+		b, _ := content.PushBytes(ctx, l, "application/vnd.example.sig", []byte(name))
+		s := subject
+		s.Platform = nil
+		return pushJSON(t, l, ocispec.MediaTypeImageManifest, ocispec.Manifest{Versioned: specsV2, MediaType: ocispec.MediaTypeImageManifest,
+			ArtifactType: "application/vnd.example.sig", Config: empty, Layers: []ocispec.Descriptor{b}, Subject: &s})
+	}
+	count := func() int {
+		t.Helper()
+		refs, err := l.Referrers(ctx, subject, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(refs)
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("%d referrers before any", n)
+	}
+	first := sig("one")
+	if n := count(); n != 1 {
+		t.Fatalf("%d referrers after pushing one", n)
+	}
+	sig("two")
+	if n := count(); n != 2 {
+		t.Fatalf("%d referrers after pushing two", n)
+	}
+	if err := l.Delete(ctx, first.Digest); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("%d referrers after deleting one", n)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -40,6 +41,9 @@ const (
 type Layout struct {
 	root  string
 	store *local.Store
+
+	refsMu sync.Mutex
+	refs   map[digest.Digest][]ocispec.Descriptor // subject → referrers; nil until Referrers scans
 }
 
 // Root returns the layout's directory.
@@ -307,7 +311,13 @@ func (l *Layout) Push(ctx context.Context, expected ocispec.Descriptor, r io.Rea
 	if err := content.ValidateDescriptor(expected); err != nil {
 		return err
 	}
-	return l.store.Push(ctx, expected, r)
+	if err := l.store.Push(ctx, expected, r); err != nil {
+		return err
+	}
+	if image.IsManifest(expected.MediaType) || image.IsIndex(expected.MediaType) {
+		l.forgetReferrers() // it may be a referrer
+	}
+	return nil
 }
 
 // Info returns the stored size of a blob.

@@ -271,6 +271,7 @@ func (l *Layout) Delete(ctx context.Context, dg digest.Digest) error {
 	if err := content.ValidateDigest(dg); err != nil {
 		return fmt.Errorf("delete: %w", err)
 	}
+	defer l.forgetReferrers()
 	var blobErr error
 	err := l.update(ctx, func(idx *ocispec.Index) (bool, error) {
 		out := idx.Manifests[:0]
@@ -297,25 +298,41 @@ func (l *Layout) Delete(ctx context.Context, dg digest.Digest) error {
 // Referrers lists the manifests and indexes stored in the layout whose subject is d
 // (image-spec manifest.md "subject"), described as the referrers API describes them, optionally
 // filtered by artifactType. Every stored document is considered, listed in index.json or not
-// (GC keeps a referrer as long as its subject is reachable). It reads every stored blob of at
-// most 4 MiB that starts like a JSON object.
+// (GC keeps a referrer as long as its subject is reachable). The first call reads every stored
+// blob of at most 4 MiB that starts like a JSON object and keeps the answer for every subject;
+// a document pushed through this Layout, a Delete or a GC drops it (a copy with --referrers
+// asks once per manifest). Writes by other processes meanwhile are not seen.
 func (l *Layout) Referrers(ctx context.Context, d ocispec.Descriptor, artifactType string) ([]ocispec.Descriptor, error) {
 	if err := content.ValidateDigest(d.Digest); err != nil {
 		return nil, fmt.Errorf("list referrers: %w", err)
 	}
-	refs, err := l.scanReferrers(ctx, nil, nil)
-	if err != nil {
-		return nil, fmt.Errorf("list referrers of %s in %s: %w", d.Digest, l.root, err)
+	l.refsMu.Lock()
+	defer l.refsMu.Unlock()
+	if l.refs == nil {
+		refs, err := l.scanReferrers(ctx, nil, nil)
+		if err != nil {
+			return nil, fmt.Errorf("list referrers of %s in %s: %w", d.Digest, l.root, err)
+		}
+		l.refs = map[digest.Digest][]ocispec.Descriptor{}
+		for _, r := range refs {
+			if desc, ok := referrerOf(r.desc, r.body, r.subject); ok {
+				l.refs[r.subject] = append(l.refs[r.subject], desc)
+			}
+		}
 	}
 	out := []ocispec.Descriptor{}
-	for _, r := range refs {
-		if r.subject != d.Digest {
-			continue
-		}
-		if desc, ok := referrerOf(r.desc, r.body, d.Digest); ok && (artifactType == "" || desc.ArtifactType == artifactType) {
+	for _, desc := range l.refs[d.Digest] {
+		if artifactType == "" || desc.ArtifactType == artifactType {
 			out = append(out, desc)
 		}
 	}
 	slices.SortFunc(out, func(a, b ocispec.Descriptor) int { return strings.Compare(string(a.Digest), string(b.Digest)) })
 	return out, nil
+}
+
+// forgetReferrers drops what Referrers learnt.
+func (l *Layout) forgetReferrers() {
+	l.refsMu.Lock()
+	l.refs = nil
+	l.refsMu.Unlock()
 }

@@ -15,10 +15,12 @@ func newGCCmd(opts *globalOptions) *cobra.Command {
 		Short: "Remove the blobs of a layout that nothing references",
 		Long: `Remove every blob that index.json does not reach (through its manifests, indexes,
 configs, layers, subjects and referrers), and interrupted uploads older than --ingest-max-age.
-The layout is locked meanwhile, so no tag changes under the collection.`,
+The layout is locked meanwhile, so no tag changes under the collection, and gc refuses to run
+while another process is writing blobs into it (a copy in progress, whose blobs are not tagged
+yet).`,
 		Example: `  wharf gc oci:./busybox
   wharf gc --dry-run --json oci:./busybox
-  wharf gc --keep-newer-than 1h oci:./shared-layout   # spare blobs of copies in progress`,
+  wharf gc --keep-newer-than 1h oci:./shared-layout   # spare what recent writers left untagged`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h, err := openWhole(cmd.Context(), args[0], false)

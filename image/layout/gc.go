@@ -44,6 +44,11 @@ type GCResult struct {
 func (l *Layout) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 	defer l.forgetReferrers()
 	var res GCResult
+	release, err := l.excludeWriters()
+	if err != nil {
+		return res, err
+	}
+	defer release()
 	dfd, err := openDir(l.root)
 	if err != nil {
 		return res, err
@@ -151,6 +156,40 @@ type storedReferrer struct {
 	desc    ocispec.Descriptor
 	body    []byte
 	subject digest.Digest
+}
+
+// excludeWriters takes writersFile exclusively (this Layout's own shared hold is converted),
+// failing at once when another Layout or process holds it: a copy into the layout is in
+// progress, and its pushed blobs are not tagged yet.
+func (l *Layout) excludeWriters() (func(), error) {
+	l.writersMu.Lock()
+	f := l.writers
+	own := f != nil
+	if !own {
+		var err error
+		if f, err = l.openWriters(); err != nil {
+			l.writersMu.Unlock()
+			return nil, fmt.Errorf("gc %s: %w", l.root, err)
+		}
+	}
+	if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if !own {
+			f.Close()
+		}
+		l.writersMu.Unlock()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("gc %s: %w: another process is writing blobs into the layout (a copy in progress); run gc when it is done", l.root, errdef.ErrInvalidState)
+		}
+		return nil, fmt.Errorf("gc %s: lock %s: %w", l.root, f.Name(), err)
+	}
+	return func() {
+		if own {
+			flock(f, unix.LOCK_SH)
+		} else {
+			f.Close()
+		}
+		l.writersMu.Unlock()
+	}, nil
 }
 
 // scanReferrers finds the stored manifests and indexes that have a subject, among blobs (all

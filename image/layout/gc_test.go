@@ -2,6 +2,7 @@ package layout
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/wharfoci/wharf/content"
 	"github.com/wharfoci/wharf/content/local"
+	"github.com/wharfoci/wharf/errdef"
 )
 
 func TestGC(t *testing.T) {
@@ -195,5 +197,46 @@ func TestReferrersFollowWrites(t *testing.T) {
 	}
 	if n := count(); n != 1 {
 		t.Fatalf("%d referrers after deleting one", n)
+	}
+}
+
+// A Layout that has pushed blobs (a copy in progress, here or in another process) keeps GC
+// from running through another Layout of the same directory; its own GC still runs; after
+// Close the others may collect.
+func TestGCWaitsForWriters(t *testing.T) {
+	ctx := context.Background()
+	writer := newLayout(t)
+	other, err := Open(writer.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	pushed, err := content.PushBytes(ctx, writer, "application/octet-stream", []byte("pushed, not tagged yet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.GC(ctx, GCOptions{}); !errors.Is(err, errdef.ErrInvalidState) {
+		t.Fatalf("GC beside a writer: %v, want ErrInvalidState", err)
+	}
+	if ok, _ := writer.Exists(ctx, pushed); !ok {
+		t.Fatal("the writer's blob is gone")
+	}
+	if _, err := writer.GC(ctx, GCOptions{DryRun: true}); err != nil {
+		t.Fatalf("the writer's own GC: %v", err)
+	}
+	// Still a writer after its own GC: pushing works and the others still wait.
+	if _, err := content.PushBytes(ctx, writer, "application/octet-stream", []byte("again")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.GC(ctx, GCOptions{}); !errors.Is(err, errdef.ErrInvalidState) {
+		t.Fatalf("GC beside a writer after its own GC: %v", err)
+	}
+	writer.Close()
+	res, err := other.GC(ctx, GCOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Removed) != 2 {
+		t.Fatalf("removed %d blobs, want the 2 untagged ones", len(res.Removed))
 	}
 }

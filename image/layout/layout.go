@@ -32,6 +32,10 @@ const (
 	Version = ocispec.ImageLayoutVersion
 	// lockFile serializes writers of index.json (processes and goroutines alike).
 	lockFile = ".wharf-lock"
+	// writersFile is held shared by every Layout that has written blobs (until Close) and
+	// exclusively by GC, so that a collection never removes the blobs of a copy in progress in
+	// another process, pushed but not tagged yet.
+	writersFile = ".wharf-writers"
 	// maxLayoutFile caps the oci-layout marker.
 	maxLayoutFile = 64 << 10
 )
@@ -44,6 +48,9 @@ type Layout struct {
 
 	refsMu sync.Mutex
 	refs   map[digest.Digest][]ocispec.Descriptor // subject → referrers; nil until Referrers scans
+
+	writersMu sync.Mutex
+	writers   *os.File // writersFile, flocked shared once this Layout writes blobs
 }
 
 // Root returns the layout's directory.
@@ -311,6 +318,9 @@ func (l *Layout) Push(ctx context.Context, expected ocispec.Descriptor, r io.Rea
 	if err := content.ValidateDescriptor(expected); err != nil {
 		return err
 	}
+	if err := l.holdWriters(); err != nil {
+		return err
+	}
 	if err := l.store.Push(ctx, expected, r); err != nil {
 		return err
 	}
@@ -349,5 +359,46 @@ func sniff(b []byte) string {
 // Writer opens a resumable ingest in the layout (see content.Ingester): a large download can
 // resume after an interruption. Committed content is a blob like any pushed one.
 func (l *Layout) Writer(ctx context.Context, ref string) (content.Writer, error) {
+	if err := l.holdWriters(); err != nil {
+		return nil, err
+	}
 	return l.store.Writer(ctx, ref)
+}
+
+// holdWriters takes writersFile shared, once, waiting while a GC holds it.
+func (l *Layout) holdWriters() error {
+	l.writersMu.Lock()
+	defer l.writersMu.Unlock()
+	if l.writers != nil {
+		return nil
+	}
+	f, err := l.openWriters()
+	if err != nil {
+		return err
+	}
+	if err := flock(f, unix.LOCK_SH); err != nil {
+		f.Close()
+		return fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	l.writers = f
+	return nil
+}
+
+func (l *Layout) openWriters() (*os.File, error) {
+	dfd, err := openDir(l.root)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(dfd)
+	return openIn(dfd, l.root, writersFile, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW, 0o644)
+}
+
+// flock applies how to f, retrying on EINTR.
+func flock(f *os.File, how int) error {
+	for {
+		err := unix.Flock(int(f.Fd()), how)
+		if err != unix.EINTR {
+			return err
+		}
+	}
 }

@@ -42,9 +42,10 @@ const (
 	offArgs = 16
 )
 
-// seccompAction encodes an OCI action as a SECCOMP_RET_ value.
-func seccompAction(a specs.LinuxSeccompAction, errnoRet *uint, defErrno uint) (uint32, error) {
-	errno := defErrno
+// seccompAction encodes an OCI action as a SECCOMP_RET_ value. ERRNO and TRACE carry errnoRet,
+// EPERM when it is nil (as runc: defaultErrnoRet is the default action's only).
+func seccompAction(a specs.LinuxSeccompAction, errnoRet *uint) (uint32, error) {
+	errno := uint(unix.EPERM)
 	if errnoRet != nil {
 		errno = *errnoRet
 	}
@@ -161,11 +162,7 @@ func compileSeccomp(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 	if s.ListenerPath != "" {
 		return nil, fmt.Errorf("seccomp listenerPath: %w", errUnsupported)
 	}
-	defErrno := uint(unix.EPERM)
-	if s.DefaultErrnoRet != nil {
-		defErrno = *s.DefaultErrnoRet
-	}
-	def, err := seccompAction(s.DefaultAction, nil, defErrno)
+	def, err := seccompAction(s.DefaultAction, s.DefaultErrnoRet)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +185,7 @@ func compileSeccomp(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 	}
 	var rules []rule
 	for _, sc := range s.Syscalls {
-		act, err := seccompAction(sc.Action, sc.ErrnoRet, defErrno)
+		act, err := seccompAction(sc.Action, sc.ErrnoRet)
 		if err != nil {
 			return nil, err
 		}

@@ -104,8 +104,10 @@ func TestSeccompFilters(t *testing.T) {
 		{"ge", rule(specs.OpGreaterEqual, me, 0), "-,m,m,m"},
 		{"masked eq: high word", rule(specs.OpMaskedEqual, 0xffffffff00000000, 1<<40), "-,-,-,m"},
 		{"no rule matches", specs.LinuxSeccomp{DefaultAction: specs.ActAllow}, "-,-,-,-"},
-		{"default errno", specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{
-			{Names: []string{"getpriority"}, Action: specs.ActErrno}}}, "EPERM,EPERM,EPERM,EPERM"},
+		{"a rule's errno defaults to EPERM, not to defaultErrnoRet", specs.LinuxSeccomp{DefaultAction: specs.ActAllow, DefaultErrnoRet: &enotblk,
+			Syscalls: []specs.LinuxSyscall{{Names: []string{"getpriority"}, Action: specs.ActErrno}}}, "EPERM,EPERM,EPERM,EPERM"},
+		{"defaultErrnoRet is the default action's", specs.LinuxSeccomp{DefaultAction: specs.ActErrno, DefaultErrnoRet: &enotblk,
+			Syscalls: []specs.LinuxSyscall{{Names: allBut("getpriority"), Action: specs.ActAllow}}}, "m,m,m,m"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := runSeccompChild(t, tc.p, who, false)
@@ -126,6 +128,17 @@ func TestSeccompFilters(t *testing.T) {
 			t.Fatalf("x32 call with x32 listed: %v", err)
 		}
 	})
+}
+
+// allBut lists every known x86_64 system call name except skip.
+func allBut(skip string) []string {
+	var names []string
+	for n := range sysnumAMD64 {
+		if n != skip {
+			names = append(names, n)
+		}
+	}
+	return names
 }
 
 func TestSeccompCompileErrors(t *testing.T) {

@@ -11,18 +11,20 @@ import (
 
 // newServeCmd is `wharf serve`: an OCI registry (distribution-spec 1.1) on a local store.
 func newServeCmd(opts *globalOptions) *cobra.Command {
-	var addr, root, config string
+	var addr, root, config, tlsCert, tlsKey string
 	cmd := &cobra.Command{
-		Use:   "serve [--addr HOST:PORT] [--root DIR] [--config FILE]",
+		Use:   "serve [--addr HOST:PORT] [--root DIR] [--config FILE] [--tls-cert FILE --tls-key FILE]",
 		Short: "Run an OCI registry",
 		Long: `Run an OCI registry (distribution-spec 1.1) storing its content under --root.
 
 Settings come from, in increasing priority: the defaults (` + server.DefaultAddr + `, ./` + server.DefaultRoot + `),
 the JSON --config file (keys addr, root, logLevel, logFormat, noAnonymousMount, shutdownTimeout,
-uploadMaxAge: upload sessions idle that long are removed, default 168h, negative never),
+tlsCertificate, tlsKey, uploadMaxAge: upload sessions idle that long are removed, default 168h,
+negative never),
 the environment (WHARF_REGISTRY_ADDR, WHARF_REGISTRY_ROOT, WHARF_REGISTRY_LOG_LEVEL,
-WHARF_REGISTRY_LOG_FORMAT) and the flags. Access logs go to stderr. SIGTERM or SIGINT stops
-accepting connections and lets requests in flight finish.`,
+WHARF_REGISTRY_LOG_FORMAT, WHARF_REGISTRY_TLS_CERT, WHARF_REGISTRY_TLS_KEY) and the flags.
+With a certificate and its key it serves HTTPS (TLS 1.2+), else plain HTTP. Access logs go to
+stderr. SIGTERM or SIGINT stops accepting connections and lets requests in flight finish.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := server.LoadConfig(config)
@@ -34,6 +36,12 @@ accepting connections and lets requests in flight finish.`,
 			}
 			if cmd.Flags().Changed("root") {
 				cfg.Root = root
+			}
+			if cmd.Flags().Changed("tls-cert") {
+				cfg.TLSCert = tlsCert
+			}
+			if cmd.Flags().Changed("tls-key") {
+				cfg.TLSKey = tlsKey
 			}
 			if opts.Debug {
 				cfg.LogLevel = "debug"
@@ -50,6 +58,8 @@ accepting connections and lets requests in flight finish.`,
 	f.StringVar(&addr, "addr", server.DefaultAddr, "address to listen on")
 	f.StringVar(&root, "root", server.DefaultRoot, "storage directory")
 	f.StringVar(&config, "config", "", "JSON configuration file")
+	f.StringVar(&tlsCert, "tls-cert", "", "PEM certificate (chain): serve HTTPS (with --tls-key)")
+	f.StringVar(&tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	cmd.AddCommand(newServeGCCmd(opts))
 	return cmd
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,6 +45,10 @@ type Config struct {
 	NoAnonymousMount bool `json:"noAnonymousMount,omitempty"`
 	// ShutdownTimeout bounds the graceful shutdown (default 10s).
 	ShutdownTimeout Duration `json:"shutdownTimeout,omitempty"`
+	// TLSCert and TLSKey are PEM files of the certificate (chain) and its key: with both set the
+	// registry serves HTTPS (TLS 1.2 and later), with neither plain HTTP.
+	TLSCert string `json:"tlsCertificate,omitempty"`
+	TLSKey  string `json:"tlsKey,omitempty"`
 	// UploadMaxAge is how long an upload session may sit without a byte written before Serve
 	// removes it (default 168h, as distribution's upload purging; negative: never). Serve
 	// purges at start and then every UploadMaxAge/2, at most every 24h.
@@ -68,7 +73,8 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
 // LoadConfig reads a JSON config file (none when file is ""), then applies the environment:
-// WHARF_REGISTRY_ADDR, WHARF_REGISTRY_ROOT, WHARF_REGISTRY_LOG_LEVEL, WHARF_REGISTRY_LOG_FORMAT.
+// WHARF_REGISTRY_ADDR, WHARF_REGISTRY_ROOT, WHARF_REGISTRY_LOG_LEVEL, WHARF_REGISTRY_LOG_FORMAT,
+// WHARF_REGISTRY_TLS_CERT, WHARF_REGISTRY_TLS_KEY.
 // Command-line flags are applied by the caller after it.
 func LoadConfig(file string) (Config, error) {
 	var c Config
@@ -86,6 +92,7 @@ func LoadConfig(file string) (Config, error) {
 	for env, dst := range map[string]*string{
 		"WHARF_REGISTRY_ADDR": &c.Addr, "WHARF_REGISTRY_ROOT": &c.Root,
 		"WHARF_REGISTRY_LOG_LEVEL": &c.LogLevel, "WHARF_REGISTRY_LOG_FORMAT": &c.LogFormat,
+		"WHARF_REGISTRY_TLS_CERT": &c.TLSCert, "WHARF_REGISTRY_TLS_KEY": &c.TLSKey,
 	} {
 		if v := os.Getenv(env); v != "" {
 			*dst = v
@@ -169,6 +176,17 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) error {
 	if cfg.Addr == "" {
 		cfg.Addr = DefaultAddr
 	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return fmt.Errorf("serve: %w: TLS needs both a certificate and a key", errdef.ErrInvalidArgument)
+	}
+	var tlsCfg *tls.Config
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("serve: load TLS certificate %s: %w", cfg.TLSCert, err)
+		}
+		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
 	g, err := New(cfg)
 	if err != nil {
 		return err
@@ -184,7 +202,10 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) error {
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
-	g.log.Info("registry listening", "addr", ln.Addr().String(), "root", g.root)
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	g.log.Info("registry listening", "addr", ln.Addr().String(), "root", g.root, "tls", tlsCfg != nil)
 	if ready != nil {
 		ready(ln.Addr())
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/wharfoci/wharf/distribution/client"
 	imagecopy "github.com/wharfoci/wharf/image/copy"
 	"github.com/wharfoci/wharf/image/layout"
+	"github.com/wharfoci/wharf/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -447,5 +448,46 @@ func TestReferrersFallbackTag(t *testing.T) {
 	}
 	if lrefs, err := dst.Referrers(ctx, root, ""); err != nil || len(lrefs) != 1 {
 		t.Fatalf("referrers copied back = %v, %v", lrefs, err)
+	}
+}
+
+// wharf serve with a certificate: wharf pushes and pulls with --cacert, skopeo with
+// --cert-dir, and a client that does not trust the certificate is refused.
+func TestTLSRegistry(t *testing.T) {
+	w := wharfBin(t)
+	skopeo := peer(t, "skopeo")
+	dir := t.TempDir()
+	certFile, keyFile, _ := testutil.SelfSignedCert(t, dir)
+	host := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cmd := exec.Command(w, "serve", "--addr", host, "--root", filepath.Join(dir, "root"), "--tls-cert", certFile, "--tls-key", keyFile)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", host)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i == 200 {
+			t.Fatalf("wharf serve --tls-cert does not listen on %s", host)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	src := testImage(t, "busybox")
+	want := rootDigest(t, src, "latest")
+	run(t, nil, w, "copy", "-q", "--cacert", certFile, "oci:"+src+":latest", "docker://"+host+"/tls/busybox:v1")
+	certDir := filepath.Join(dir, "certs")
+	os.MkdirAll(certDir, 0o755)
+	b, _ := os.ReadFile(certFile)
+	os.WriteFile(filepath.Join(certDir, "ca.crt"), b, 0o644)
+	out := filepath.Join(dir, "skopeo-pulled")
+	run(t, nil, skopeo, "copy", "--src-cert-dir", certDir, "docker://"+host+"/tls/busybox:v1", "oci:"+out+":v1")
+	if got := rootDigest(t, out, "v1"); got != want {
+		t.Fatalf("skopeo pulled %s over TLS, want %s", got, want)
+	}
+	if msg, err := runErr(nil, w, "copy", "-q", "docker://"+host+"/tls/busybox:v1", "oci:"+filepath.Join(dir, "untrusted")+":v1"); err == nil || !strings.Contains(msg, "certificate") {
+		t.Fatalf("pull without trusting the certificate: %v\n%s", err, msg)
 	}
 }

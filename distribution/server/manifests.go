@@ -249,8 +249,10 @@ func (g *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, rt rou
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// paginate applies n and last to a sorted list; more reports whether items remain after page.
-func paginate(w http.ResponseWriter, all []string, q url.Values) (page []string, n int, more, ok bool) {
+// paginate answers the n and last parameters of a listing (distribution-spec "Listing Tags"):
+// the page of all (sorted) after last, at most n entries, never nil. When more follow it sets
+// the Link header to path with the next page's parameters. ok is false once an error is written.
+func paginate(w http.ResponseWriter, all []string, q url.Values, path string) (page []string, ok bool) {
 	if last := q.Get("last"); last != "" {
 		i, _ := slices.BinarySearch(all, last)
 		for i < len(all) && all[i] <= last {
@@ -258,19 +260,24 @@ func paginate(w http.ResponseWriter, all []string, q url.Values) (page []string,
 		}
 		all = all[i:]
 	}
-	n = -1
+	page = all
 	if ns := q.Get("n"); ns != "" {
-		v, err := strconv.Atoi(ns)
-		if err != nil || v < 0 {
+		n, err := strconv.Atoi(ns)
+		if err != nil || n < 0 {
 			errcode.Write(w, errcode.PaginationNumberInvalid.Errorf("invalid n %q", ns))
-			return nil, 0, false, false
+			return nil, false
 		}
-		n = v
+		if n < len(all) {
+			page = all[:n]
+			if n > 0 {
+				w.Header().Set("Link", "<"+path+"?n="+strconv.Itoa(n)+"&last="+url.QueryEscape(page[n-1])+`>; rel="next"`)
+			}
+		}
 	}
-	if n >= 0 && n < len(all) {
-		return all[:n], n, n > 0, true
+	if page == nil {
+		page = []string{}
 	}
-	return all, n, false, true
+	return page, true
 }
 
 func writeJSON(w http.ResponseWriter, mediaType string, v any) {
@@ -292,15 +299,9 @@ func (g *Registry) listTags(w http.ResponseWriter, r *http.Request, rt route) {
 		g.serverError(w, r, err)
 		return
 	}
-	page, n, more, ok := paginate(w, all, r.URL.Query())
+	page, ok := paginate(w, all, r.URL.Query(), "/v2/"+rt.name+"/tags/list")
 	if !ok {
 		return
-	}
-	if page == nil {
-		page = []string{}
-	}
-	if more {
-		w.Header().Set("Link", `</v2/`+rt.name+`/tags/list?n=`+strconv.Itoa(n)+`&last=`+url.QueryEscape(page[len(page)-1])+`>; rel="next"`)
 	}
 	writeJSON(w, "application/json", struct {
 		Name string   `json:"name"`
@@ -314,15 +315,9 @@ func (g *Registry) getCatalog(w http.ResponseWriter, r *http.Request) {
 		g.serverError(w, r, err)
 		return
 	}
-	page, n, more, ok := paginate(w, all, r.URL.Query())
+	page, ok := paginate(w, all, r.URL.Query(), "/v2/_catalog")
 	if !ok {
 		return
-	}
-	if page == nil {
-		page = []string{}
-	}
-	if more {
-		w.Header().Set("Link", `</v2/_catalog?n=`+strconv.Itoa(n)+`&last=`+url.QueryEscape(page[len(page)-1])+`>; rel="next"`)
 	}
 	writeJSON(w, "application/json", struct {
 		Repositories []string `json:"repositories"`

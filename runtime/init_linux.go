@@ -104,7 +104,7 @@ func initContainer(cfg *initConfig, sock *os.File, dec *json.Decoder, enc *json.
 	if s.Linux != nil {
 		profile = s.Linux.Seccomp
 	}
-	sc, err := newCompiledSeccomp(profile) // a bad profile is a create error
+	sc, err := loadSeccompProfile(profile) // a bad profile is a create error
 	if err != nil {
 		return err
 	}
@@ -232,34 +232,6 @@ func initContainer(cfg *initConfig, sock *os.File, dec *json.Decoder, enc *json.
 	return execUser(s.Process, sc, 3+cfg.PreserveFds)
 }
 
-// seccompFilter compiles the profile (nil: none) into a filter and its flags.
-func seccompFilter(s *specs.LinuxSeccomp) ([]unix.SockFilter, uintptr, error) {
-	if s == nil {
-		return nil, 0, nil
-	}
-	filter, err := compileSeccomp(s)
-	if err != nil {
-		return nil, 0, err
-	}
-	flags, err := seccompFlags(s)
-	return filter, flags, err
-}
-
-// newCompiledSeccomp compiles profile, or returns nil for none.
-func newCompiledSeccomp(profile *specs.LinuxSeccomp) (*compiledSeccomp, error) {
-	filter, flags, err := seccompFilter(profile)
-	if err != nil || filter == nil {
-		return nil, err
-	}
-	return &compiledSeccomp{filter: filter, flags: flags}, nil
-}
-
-// compiledSeccomp is a filter ready to install.
-type compiledSeccomp struct {
-	filter []unix.SockFilter
-	flags  uintptr
-}
-
 // execUser switches to the process's identity and execs it, under the seccomp filter sc (nil:
 // none): loaded before the capabilities are dropped, or with no_new_privs just before execve.
 func execUser(p *specs.Process, sc *compiledSeccomp, firstExtraFd int) error {
@@ -270,7 +242,7 @@ func execUser(p *specs.Process, sc *compiledSeccomp, firstExtraFd int) error {
 		return err
 	}
 	if sc != nil && !p.NoNewPrivileges {
-		if err := installSeccomp(sc.filter, sc.flags); err != nil {
+		if err := sc.install(); err != nil {
 			return err
 		}
 	}
@@ -290,7 +262,7 @@ func execUser(p *specs.Process, sc *compiledSeccomp, firstExtraFd int) error {
 		env = []string{}
 	}
 	if sc != nil && p.NoNewPrivileges {
-		if err := installSeccomp(sc.filter, sc.flags); err != nil {
+		if err := sc.install(); err != nil {
 			return err
 		}
 	}
@@ -402,7 +374,7 @@ func finishRootfs(cfg *initConfig) error {
 // namespaces on the thread that forked it, and put it in the container's cgroups.
 func execProcess(cfg *initConfig, sock *os.File) error {
 	p := cfg.Process
-	sc, err := newCompiledSeccomp(cfg.Seccomp)
+	sc, err := loadSeccompProfile(cfg.Seccomp)
 	if err != nil {
 		return err
 	}

@@ -366,6 +366,30 @@ func seccompFlags(s *specs.LinuxSeccomp) (uintptr, error) {
 	return f, nil
 }
 
+// compiledSeccomp is a profile's filter, ready to install.
+type compiledSeccomp struct {
+	filter []unix.SockFilter
+	flags  uintptr
+}
+
+// loadSeccompProfile compiles profile, or returns nil for none.
+func loadSeccompProfile(profile *specs.LinuxSeccomp) (*compiledSeccomp, error) {
+	if profile == nil {
+		return nil, nil
+	}
+	filter, err := compileSeccomp(profile)
+	if err != nil {
+		return nil, err
+	}
+	flags, err := seccompFlags(profile)
+	if err != nil {
+		return nil, err
+	}
+	return &compiledSeccomp{filter: filter, flags: flags}, nil
+}
+
+func (c *compiledSeccomp) install() error { return installSeccomp(c.filter, c.flags) }
+
 // installSeccomp loads the filter on the calling thread (the one that will exec).
 func installSeccomp(filter []unix.SockFilter, flags uintptr) error {
 	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	digest "github.com/opencontainers/go-digest"
@@ -61,12 +62,13 @@ func (g *Registry) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		keep, blobs, err := g.markRepository(ctx, name, opts.DeleteUntagged)
+		manifests := g.links(name, "_manifests")
+		keep, blobs, err := g.markRepository(ctx, name, manifests, opts.DeleteUntagged)
 		if err != nil {
 			return res, fmt.Errorf("gc %s: %w (nothing removed)", name, err)
 		}
 		p := plan{name: name}
-		for _, d := range g.links(name, "_manifests") {
+		for _, d := range manifests {
 			if !keep[d] {
 				p.manifests = append(p.manifests, d)
 			}
@@ -129,8 +131,9 @@ func (g *Registry) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 	return res, nil
 }
 
-// markRepository returns the manifests kept in repository name and the blobs they reference.
-func (g *Registry) markRepository(ctx context.Context, name string, deleteUntagged bool) (keep, blobs map[digest.Digest]bool, err error) {
+// markRepository returns the manifests kept in repository name (whose manifest links are
+// manifests) and the blobs they reference.
+func (g *Registry) markRepository(ctx context.Context, name string, manifests []digest.Digest, deleteUntagged bool) (keep, blobs map[digest.Digest]bool, err error) {
 	keep, blobs = map[digest.Digest]bool{}, map[digest.Digest]bool{}
 	var queue []digest.Digest
 	if deleteUntagged {
@@ -144,7 +147,7 @@ func (g *Registry) markRepository(ctx context.Context, name string, deleteUntagg
 			}
 		}
 	} else {
-		queue = g.links(name, "_manifests")
+		queue = slices.Clone(manifests)
 	}
 	for len(queue) > 0 {
 		d := queue[len(queue)-1]

@@ -2,26 +2,13 @@ package main
 
 import (
 	"encoding/json"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/wharfoci/wharf/distribution/server"
+	"github.com/wharfoci/wharf/distribution/server/servertest"
 )
-
-// startServer runs wharf's registry in process and returns its host:port.
-func startServer(t *testing.T) string {
-	t.Helper()
-	reg, err := server.New(server.Config{Root: t.TempDir(), LogLevel: "error"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(reg)
-	t.Cleanup(func() { srv.Close(); reg.Close() })
-	return strings.TrimPrefix(srv.URL, "http://")
-}
 
 // isolateCredentials points every credentials file at an empty temporary home.
 func isolateCredentials(t *testing.T) string {
@@ -36,7 +23,7 @@ func isolateCredentials(t *testing.T) string {
 func TestRegistryCommands(t *testing.T) {
 	isolateCredentials(t)
 	f := newFixture(t)
-	host := startServer(t)
+	host := servertest.Start(t)
 	remote := "docker://" + host + "/cli/img"
 	out := t.TempDir()
 	steps := []struct {
@@ -87,7 +74,7 @@ func TestRegistryCommands(t *testing.T) {
 
 func TestLoginLogout(t *testing.T) {
 	home := isolateCredentials(t)
-	host := startServer(t) // anonymous: any credentials pass the ping
+	host := servertest.Start(t) // anonymous: any credentials pass the ping
 	mustRun(t, "login", "-u", "me", "-p", "pw", host)
 	b, err := os.ReadFile(filepath.Join(home, ".docker", "config.json"))
 	if err != nil || !strings.Contains(string(b), host) {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -16,24 +15,12 @@ import (
 	"github.com/wharfoci/wharf/content"
 	"github.com/wharfoci/wharf/content/contenttest"
 	"github.com/wharfoci/wharf/distribution/client"
-	"github.com/wharfoci/wharf/distribution/server"
+	"github.com/wharfoci/wharf/distribution/server/servertest"
 	"github.com/wharfoci/wharf/errdef"
 	"github.com/wharfoci/wharf/image"
 	imagecopy "github.com/wharfoci/wharf/image/copy"
 	"github.com/wharfoci/wharf/image/layout"
 )
-
-// newRegistry starts wharf's registry in process and returns its host:port.
-func newRegistry(t *testing.T) string {
-	t.Helper()
-	reg, err := server.New(server.Config{Root: t.TempDir(), LogLevel: "error"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(reg)
-	t.Cleanup(func() { srv.Close(); reg.Close() })
-	return strings.TrimPrefix(srv.URL, "http://")
-}
 
 func newRepo(t *testing.T, host, name string, opts client.Options) *client.Repository {
 	t.Helper()
@@ -51,7 +38,7 @@ func newRepo(t *testing.T, host, name string, opts client.Options) *client.Repos
 // The client is a content store: it passes the conformance suite against wharf's registry,
 // uploading monolithically and in chunks.
 func TestContentConformance(t *testing.T) {
-	host := newRegistry(t)
+	host := servertest.Start(t)
 	n := 0
 	for _, tc := range []struct {
 		name  string
@@ -115,7 +102,7 @@ func buildImage(t *testing.T) (*layout.Layout, ocispec.Descriptor) {
 // layout → registry → layout keeps every digest, with and without chunks, platforms and
 // referrers.
 func TestCopyRoundTrip(t *testing.T) {
-	host := newRegistry(t)
+	host := servertest.Start(t)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name  string
@@ -172,7 +159,7 @@ func TestCopyRoundTrip(t *testing.T) {
 
 // A blob of another repository of the same registry is mounted, not uploaded again.
 func TestMount(t *testing.T) {
-	host := newRegistry(t)
+	host := servertest.Start(t)
 	ctx := context.Background()
 	a := newRepo(t, host, "mount/a", client.Options{})
 	b := newRepo(t, host, "mount/b", client.Options{})
@@ -201,7 +188,7 @@ func TestMount(t *testing.T) {
 }
 
 func TestCatalog(t *testing.T) {
-	host := newRegistry(t)
+	host := servertest.Start(t)
 	ctx := context.Background()
 	for _, name := range []string{"cat/b", "cat/a", "cat/c"} {
 		src, _ := buildImage(t)
@@ -225,7 +212,7 @@ func TestVerifiedReadersStillRefuseBadContent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	host := newRegistry(t)
+	host := servertest.Start(t)
 	good := contenttest.Data("good", 300_000)
 	d := contenttest.Blob(digest.SHA256, good)
 	for _, tc := range []struct {

@@ -65,10 +65,19 @@ func Need(t testing.TB, bins ...string) {
 		SkipOrFail(t, "needs root")
 	}
 	for _, b := range bins {
-		if _, err := exec.LookPath(b); err != nil {
-			SkipOrFail(t, "peer %s: %v", b, err)
-		}
+		Peer(t, b)
 	}
+}
+
+// Peer returns the path of the program name on PATH (a failure under WHARF_PEERS=1 when it
+// is missing, a skip otherwise).
+func Peer(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		SkipOrFail(t, "peer %s: %v", name, err)
+	}
+	return p
 }
 
 // Run runs name with args and returns its combined output; a failure fails the test.

@@ -40,41 +40,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func shared() string {
-	if s := os.Getenv("WHARF_SHARED"); s != "" {
-		return s
-	}
-	wd, _ := os.Getwd()
-	return filepath.Join(wd, "..", "..", "..", "shared")
-}
-
-func wharfBin(t *testing.T) string {
-	t.Helper()
-	bin := os.Getenv("WHARF_BIN")
-	if bin == "" {
-		wd, _ := os.Getwd()
-		bin = filepath.Join(wd, "..", "..", "bin")
-	}
-	p := filepath.Join(bin, "wharf")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("wharf binary: %v (make build)", err)
-	}
-	return p
-}
-
-// peer checks that a peer program is installed: a failure with WHARF_PEERS=1, else a skip.
-func peer(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("WHARF_PEERS") == "1" {
-			t.Fatalf("%s missing (WHARF_PEERS=1): %v", name, err)
-		}
-		t.Skipf("%s missing: %v", name, err)
-	}
-	return p
-}
-
 // run runs a command and returns its combined output; a failure fails the test.
 func run(t *testing.T, env []string, name string, args ...string) string {
 	t.Helper()
@@ -117,10 +82,10 @@ func waitV2(t *testing.T, host string) {
 // startDistribution starts docker-registry with the peers script and stops it at cleanup.
 func startDistribution(t *testing.T) string {
 	t.Helper()
-	peer(t, "docker-registry")
+	testutil.Peer(t, "docker-registry")
 	port := freePort(t)
 	dir := t.TempDir()
-	out := run(t, []string{"FRESH=1"}, filepath.Join(shared(), "peers", "registry", "start-distribution.sh"), fmt.Sprint(port), dir)
+	out := run(t, []string{"FRESH=1"}, filepath.Join(testutil.Shared(t), "peers", "registry", "start-distribution.sh"), fmt.Sprint(port), dir)
 	m := regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("start-distribution: no pid:\n%s", out)
@@ -139,7 +104,7 @@ func startDistribution(t *testing.T) string {
 func startWharf(t *testing.T) string {
 	t.Helper()
 	host := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cmd := exec.Command(wharfBin(t), "serve", "--addr", host, "--root", t.TempDir())
+	cmd := exec.Command(testutil.Bin(t, "wharf"), "serve", "--addr", host, "--root", t.TempDir())
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +133,7 @@ func testImage(t *testing.T, name string) string {
 	script := map[string]string{"busybox": "make-busybox.sh", "bookworm": "make-bookworm.sh", "multiarch": "make-multiarch.sh"}[name]
 	if _, err := os.Stat(filepath.Join(dir, "index.json")); err != nil || name == "busybox" {
 		os.RemoveAll(dir)
-		run(t, nil, filepath.Join(shared(), "peers", "images", script), dir)
+		run(t, nil, filepath.Join(testutil.Shared(t), "peers", "images", script), dir)
 	}
 	imgDirs[name] = dir
 	return dir
@@ -191,7 +156,7 @@ func rootDigest(t *testing.T, dir, tag string) string {
 // layout → registry → layout through wharf keeps every digest, on wharf's registry and on
 // docker-registry.
 func TestRoundTripRegistries(t *testing.T) {
-	w := wharfBin(t)
+	w := testutil.Bin(t, "wharf")
 	registries := map[string]func(*testing.T) string{"wharf": startWharf, "distribution": startDistribution}
 	for _, reg := range []string{"wharf", "distribution"} {
 		t.Run(reg, func(t *testing.T) {
@@ -263,8 +228,8 @@ func TestRoundTripRegistries(t *testing.T) {
 
 // skopeo pulls what wharf pushed and wharf pulls what skopeo pushed, digests unchanged.
 func TestSkopeoInterop(t *testing.T) {
-	w := wharfBin(t)
-	skopeo := peer(t, "skopeo")
+	w := testutil.Bin(t, "wharf")
+	skopeo := testutil.Peer(t, "skopeo")
 	host := startDistribution(t)
 	for _, name := range []string{"busybox", "multiarch"} {
 		t.Run(name, func(t *testing.T) {
@@ -326,7 +291,7 @@ func tokenProxy(t *testing.T, backend string) string {
 }
 
 func TestBearerProtectedRegistry(t *testing.T) {
-	w := wharfBin(t)
+	w := testutil.Bin(t, "wharf")
 	host := tokenProxy(t, startDistribution(t))
 	src := testImage(t, "busybox")
 	want := rootDigest(t, src, "latest")
@@ -369,7 +334,7 @@ func TestBearerProtectedRegistry(t *testing.T) {
 // The connection drops in the middle of a 256 MiB blob download: the copy resumes with a
 // Range request and completes.
 func TestResumeAfterDroppedConnection(t *testing.T) {
-	w := wharfBin(t)
+	w := testutil.Bin(t, "wharf")
 	host := startWharf(t)
 	src := filepath.Join(t.TempDir(), "big")
 	gen := exec.Command("go", "run", "../../bench/clientimg", src, "256")
@@ -454,8 +419,8 @@ func TestReferrersFallbackTag(t *testing.T) {
 // wharf serve with a certificate: wharf pushes and pulls with --cacert, skopeo with
 // --cert-dir, and a client that does not trust the certificate is refused.
 func TestTLSRegistry(t *testing.T) {
-	w := wharfBin(t)
-	skopeo := peer(t, "skopeo")
+	w := testutil.Bin(t, "wharf")
+	skopeo := testutil.Peer(t, "skopeo")
 	dir := t.TempDir()
 	certFile, keyFile, _ := testutil.SelfSignedCert(t, dir)
 	host := fmt.Sprintf("127.0.0.1:%d", freePort(t))

@@ -23,6 +23,8 @@ import (
 	"github.com/wharfoci/wharf/content"
 	"github.com/wharfoci/wharf/errdef"
 	"github.com/wharfoci/wharf/image"
+
+	"github.com/wharfoci/wharf/internal/testutil"
 )
 
 func need(t *testing.T, name string) {
@@ -40,14 +42,6 @@ func run(t *testing.T, name string, args ...string) {
 	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
-}
-
-func shared() string {
-	if s := os.Getenv("WHARF_SHARED"); s != "" {
-		return s
-	}
-	wd, _ := os.Getwd()
-	return filepath.Join(wd, "..", "..", "..", "shared")
 }
 
 // dirFetcher reads blobs of an OCI layout (blobs/<alg>/<hex>) or of skopeo's dir: transport
@@ -127,7 +121,7 @@ func TestPeerDocuments(t *testing.T) {
 	need(t, "skopeo")
 	need(t, "jq")
 	dir := t.TempDir()
-	images := filepath.Join(shared(), "peers", "images")
+	images := filepath.Join(testutil.Shared(t), "peers", "images")
 	bb, multi := filepath.Join(dir, "bb"), filepath.Join(dir, "multi")
 	run(t, filepath.Join(images, "make-busybox.sh"), bb)
 	run(t, filepath.Join(images, "make-multiarch.sh"), multi)

@@ -19,6 +19,8 @@ import (
 	"github.com/wharfoci/wharf/image"
 	"github.com/wharfoci/wharf/image/copy"
 	"github.com/wharfoci/wharf/image/layout"
+
+	"github.com/wharfoci/wharf/internal/testutil"
 )
 
 // need returns the path of a peer, failing under WHARF_PEERS=1 and skipping otherwise.
@@ -32,15 +34,6 @@ func need(t *testing.T, name string) string {
 		t.Skipf("peer %s missing: %v", name, err)
 	}
 	return p
-}
-
-func shared(t *testing.T) string {
-	t.Helper()
-	if s := os.Getenv("WHARF_SHARED"); s != "" {
-		return s
-	}
-	wd, _ := os.Getwd()
-	return filepath.Join(wd, "..", "..", "..", "shared")
 }
 
 func run(t *testing.T, name string, args ...string) string {
@@ -76,7 +69,7 @@ func fixture(t *testing.T, name string) string {
 	need(t, "skopeo")
 	need(t, "jq")
 	dir := filepath.Join(fixturesDir, name)
-	scripts := filepath.Join(shared(t), "peers", "images")
+	scripts := filepath.Join(testutil.Shared(t), "peers", "images")
 	switch name {
 	case "umoci":
 		run(t, filepath.Join(scripts, "make-busybox.sh"), dir, "latest")

@@ -45,15 +45,6 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return ctx, cancel
 }
 
-func shared(t *testing.T) string {
-	t.Helper()
-	if s := os.Getenv("WHARF_SHARED"); s != "" {
-		return s
-	}
-	wd, _ := os.Getwd()
-	return filepath.Join(wd, "..", "..", "..", "shared")
-}
-
 // serveCommand returns the command line that runs the registry: `wharf serve` from WHARF_BIN
 // when it has the command, else this test binary.
 func serveCommand(t *testing.T, addr, root string) *exec.Cmd {

@@ -9,12 +9,14 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/wharfoci/wharf/internal/testutil"
 )
 
 // runScript runs a peers script against the registry and returns its RESULT line.
 func runScript(t *testing.T, script string, args ...string) string {
 	t.Helper()
-	path := filepath.Join(shared(t), "peers", "registry", script)
+	path := filepath.Join(testutil.Shared(t), "peers", "registry", script)
 	if _, err := os.Stat(path); err != nil {
 		if os.Getenv("WHARF_PEERS") == "1" {
 			t.Fatalf("%s missing (WHARF_PEERS=1): %v", path, err)

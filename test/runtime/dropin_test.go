@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wharfoci/wharf/internal/testutil"
 )
 
 // The peer scripts drive wharf-runtime the way containerd's runc shim and podman's conmon do;
@@ -20,7 +22,7 @@ func TestPeerDropins(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := exec.LookPath(tc.bin)
 			need(t, tc.bin, err)
-			cmd := exec.Command(filepath.Join(shared(t), "peers", "runtime", tc.script), bin)
+			cmd := exec.Command(filepath.Join(testutil.Shared(t), "peers", "runtime", tc.script), bin)
 			out, err := cmd.CombinedOutput()
 			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 			last := lines[len(lines)-1]

@@ -68,11 +68,6 @@ func rtBin(t *testing.T) string {
 	return testutil.Bin(t, "wharf-runtime")
 }
 
-func shared(t *testing.T) string {
-	t.Helper()
-	return testutil.Shared(t)
-}
-
 // env is one test's runtime: its own --root and a JSON log file.
 type env struct {
 	t    *testing.T
@@ -217,7 +212,7 @@ func (e *env) lastLogError() string {
 func bundle(t *testing.T, envv []string, edit func(cfg map[string]any), args ...string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "bundle")
-	cmd := exec.Command(filepath.Join(shared(t), "peers", "images", "make-bundle.sh"), append([]string{dir}, args...)...)
+	cmd := exec.Command(filepath.Join(testutil.Shared(t), "peers", "images", "make-bundle.sh"), append([]string{dir}, args...)...)
 	cmd.Env = append(os.Environ(), envv...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("make-bundle.sh: %v\n%s", err, out)

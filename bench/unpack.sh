@@ -18,7 +18,7 @@
 #        once with ../shared/peers/images/make-{bookworm,nodemods}.sh into $IMAGES)
 # Env:   WHARF (default ./bin/wharf), IMAGES (default /tmp/wharf-test-images, shared with
 #        test/layer), ROUNDS/RUNS/MEDIA passed to bench-unpack.sh (the 50k image defaults to
-#        ROUNDS=1 RUNS=1 unless NODEMODS_ROUNDS/NODEMODS_RUNS are set), WORK (the disk medium's
+#        ROUNDS=3 RUNS=1 unless NODEMODS_ROUNDS/NODEMODS_RUNS are set), WORK (the disk medium's
 #        directory; set, it is used as it is), NOJOURNAL=1 (see above), DISK_IMG (default
 #        /var/tmp/wharf-bench-ext4.img, removed afterwards)
 # Output: the peer script's lines, then one line per image:
@@ -77,7 +77,7 @@ bench() {  # NAME-SUFFIX DISK-DESCRIPTION REF [ENV...]
   local suffix=$1 desc=$2 ref=$3 name log out; shift 3
   name=$(basename "${ref%:*}")
   local extra=("$@")
-  if [ "$name" = nodemods ]; then extra+=(ROUNDS="${NODEMODS_ROUNDS:-1}" RUNS="${NODEMODS_RUNS:-1}"); fi
+  if [ "$name" = nodemods ]; then extra+=(ROUNDS="${NODEMODS_ROUNDS:-3}" RUNS="${NODEMODS_RUNS:-1}"); fi
   log=$(mktemp)
   env "${extra[@]}" "$SHARED/peers/image/bench-unpack.sh" "$WHARF unpack oci:{layout}:{tag} {out}" "$ref" > "$log" || status=1
   cat "$log"

@@ -4,65 +4,17 @@ package registry
 
 import (
 	"bytes"
-	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/wharfoci/wharf/distribution/server"
+	"github.com/wharfoci/wharf/internal/testutil"
 )
-
-// childEnv makes the test binary itself serve a registry (see TestMain) when the wharf binary
-// under test has no serve command yet.
-const childEnv = "WHARF_TEST_REGISTRY_CHILD"
-
-func TestMain(m *testing.M) {
-	if addr := os.Getenv(childEnv); addr != "" {
-		ctx, stop := signalContext()
-		defer stop()
-		if err := server.Serve(ctx, server.Config{Addr: addr, Root: os.Getenv("WHARF_REGISTRY_ROOT")}, nil); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
-
-func signalContext() (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
-	ch := make(chan os.Signal, 1)
-	signalNotify(ch)
-	go func() { <-ch; cancel() }()
-	return ctx, cancel
-}
-
-// serveCommand returns the command line that runs the registry: `wharf serve` from WHARF_BIN
-// when it has the command, else this test binary.
-func serveCommand(t *testing.T, addr, root string) *exec.Cmd {
-	t.Helper()
-	bin := os.Getenv("WHARF_BIN")
-	if bin == "" {
-		wd, _ := os.Getwd()
-		bin = filepath.Join(wd, "..", "..", "bin")
-	}
-	wharf := filepath.Join(bin, "wharf")
-	if err := exec.Command(wharf, "serve", "--help").Run(); err == nil {
-		return exec.Command(wharf, "serve", "--addr", addr, "--root", root)
-	}
-	t.Logf("%s has no serve command; serving from the test binary", wharf)
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), childEnv+"="+addr, "WHARF_REGISTRY_ROOT="+root)
-	return cmd
-}
 
 // registry is one running server process.
 type registry struct {
@@ -99,7 +51,7 @@ func startRegistry(t *testing.T, root string) *registry {
 
 func (r *registry) start() {
 	r.t.Helper()
-	r.cmd = serveCommand(r.t, r.addr, r.root)
+	r.cmd = exec.Command(testutil.Bin(r.t, "wharf"), "serve", "--addr", r.addr, "--root", r.root)
 	r.cmd.Stdout = r.log
 	r.cmd.Stderr = r.log
 	if err := r.cmd.Start(); err != nil {

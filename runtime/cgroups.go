@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -27,35 +26,20 @@ type hierarchy struct {
 
 // hierarchies lists the cgroup mounts of the current mount namespace, one per hierarchy.
 func hierarchies() ([]hierarchy, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	mounts, err := readMountinfo()
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	seen := map[string]bool{}
 	var hs []hierarchy
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		sep := -1
-		for i, x := range fields {
-			if x == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || len(fields) < sep+4 {
+	for _, m := range mounts {
+		if m.fstype != "cgroup" && m.fstype != "cgroup2" {
 			continue
 		}
-		fstype := fields[sep+1]
-		if fstype != "cgroup" && fstype != "cgroup2" {
-			continue
-		}
-		h := hierarchy{mount: unescapeMount(fields[4]), root: unescapeMount(fields[3])}
-		if fstype == "cgroup" {
+		h := hierarchy{mount: m.point, root: m.root}
+		if m.fstype == "cgroup" {
 			var ctrls []string
-			for _, o := range strings.Split(fields[sep+3], ",") {
+			for _, o := range strings.Split(m.superOptions, ",") {
 				switch {
 				case strings.HasPrefix(o, "name="):
 					ctrls = append(ctrls, o)
@@ -77,25 +61,7 @@ func hierarchies() ([]hierarchy, error) {
 		seen[h.key] = true
 		hs = append(hs, h)
 	}
-	return hs, sc.Err()
-}
-
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return hs, nil
 }
 
 // ownCgroups maps hierarchy key → this process's cgroup path in it (/proc/self/cgroup).

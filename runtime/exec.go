@@ -64,9 +64,14 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (*os.Process, error) {
 		}
 		join[t] = nsDir + name
 	}
-	mntns, err := os.Open(nsDir + "mnt")
+	// the container's mount namespace, or, when it shares the runtime's, its root directory
+	what, path := "mount namespace", nsDir+"mnt"
+	if c.s.HostMounts {
+		what, path = "root", "/proc/"+strconv.Itoa(pid)+"/root"
+	}
+	mntns, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("open mount namespace of container %s: %w", c.s.ID, err)
+		return nil, fmt.Errorf("open %s of container %s: %w", what, c.s.ID, err)
 	}
 	defer mntns.Close()
 	cfg := &initConfig{Kind: "exec", ID: c.s.ID, Process: p, Bundle: c.s.Bundle, PreserveFds: o.PreserveFds}
@@ -78,7 +83,11 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (*os.Process, error) {
 		return nil, err
 	}
 	defer cf.Close()
-	cfg.MntnsFd = cf.add(mntns)
+	if c.s.HostMounts {
+		cfg.RootFd = cf.add(mntns)
+	} else {
+		cfg.MntnsFd = cf.add(mntns)
+	}
 	if cfg.ConsoleFd, err = cf.addConsole(o.ConsoleConn, o.ConsoleSocket); err != nil {
 		return nil, err
 	}

@@ -36,10 +36,15 @@ type initConfig struct {
 	FifoFd       int               `json:"fifo_fd,omitempty"`
 	ConsoleFd    int               `json:"console_fd,omitempty"`
 	MntnsFd      int               `json:"mntns_fd,omitempty"`
-	NewCgroupNS  bool              `json:"new_cgroupns,omitempty"`
-	NewTimeNS    bool              `json:"new_timens,omitempty"`
-	UserNS       bool              `json:"userns,omitempty"`
-	UTSNS        bool              `json:"utsns,omitempty"`
+	// RootFd (exec into a container without a mount namespace) is the init's /proc/PID/root.
+	RootFd int `json:"root_fd,omitempty"`
+	// HostMounts: no mount namespace of the container's own; mount on a private bind of the
+	// rootfs and chroot into it (pivot_root would move the runtime's own root).
+	HostMounts  bool `json:"host_mounts,omitempty"`
+	NewCgroupNS bool `json:"new_cgroupns,omitempty"`
+	NewTimeNS   bool `json:"new_timens,omitempty"`
+	UserNS      bool `json:"userns,omitempty"`
+	UTSNS       bool `json:"utsns,omitempty"`
 	// Seccomp is the container's profile, for exec (init reads it from Spec).
 	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
 }
@@ -169,9 +174,12 @@ func initContainer(cfg *initConfig, sock *os.File, dec *json.Decoder, enc *json.
 			return err
 		}
 	}
-	if cfg.NoPivot {
+	switch {
+	case cfg.HostMounts:
+		err = chrootRoot(cfg.Rootfs)
+	case cfg.NoPivot:
 		err = moveRoot(cfg.Rootfs)
-	} else {
+	default:
 		err = pivotRoot(cfg.Rootfs)
 	}
 	if err != nil {
@@ -311,12 +319,21 @@ func prepareRootfs(cfg *initConfig) error {
 			prop = unix.MS_PRIVATE | unix.MS_REC
 		}
 	}
-	if err := unix.Mount("", "/", "", prop, ""); err != nil {
-		return fmt.Errorf("set propagation of /: %w", err)
+	if !cfg.HostMounts { // in the runtime's namespace, / is not the container's to change
+		if err := unix.Mount("", "/", "", prop, ""); err != nil {
+			return fmt.Errorf("set propagation of /: %w", err)
+		}
 	}
-	// pivot_root needs the rootfs to be a mount point
+	// pivot_root needs the rootfs to be a mount point; without a namespace of its own, the
+	// container's mounts go on this bind (private: nothing propagates out of it), and a
+	// read-only root remounts the bind, not the file system under it
 	if err := unix.Mount(cfg.Rootfs, cfg.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind rootfs %s on itself: %w", cfg.Rootfs, err)
+	}
+	if cfg.HostMounts {
+		if err := unix.Mount("", cfg.Rootfs, "", unix.MS_PRIVATE|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("make the rootfs bind %s private: %w", cfg.Rootfs, err)
+		}
 	}
 	// opened after the bind: the descriptor must name the new mount, not what it hides
 	root, err := rootfs.Open(cfg.Rootfs)
@@ -378,7 +395,12 @@ func execProcess(cfg *initConfig, sock *os.File) error {
 	if err != nil {
 		return err
 	}
-	if err := joinMountNS(cfg.MntnsFd); err != nil {
+	if cfg.RootFd > 0 {
+		err = enterRoot(cfg.RootFd)
+	} else {
+		err = joinMountNS(cfg.MntnsFd)
+	}
+	if err != nil {
 		return err
 	}
 	if p.Terminal {

@@ -496,6 +496,32 @@ func moveRoot(rootfsPath string) error {
 	return unix.Chdir("/")
 }
 
+// chrootRoot makes rootfs the root of a container without a mount namespace of its own:
+// pivot_root and moving a mount over / would change the runtime's namespace, so chroot (the
+// rootfs is the private bind prepareRootfs made).
+func chrootRoot(rootfsPath string) error {
+	if err := unix.Chdir(rootfsPath); err != nil {
+		return fmt.Errorf("chdir to rootfs: %w", err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		return fmt.Errorf("chroot to rootfs %s: %w", rootfsPath, err)
+	}
+	return unix.Chdir("/")
+}
+
+// enterRoot makes the directory fd (an init's /proc/PID/root) the root, for exec into a
+// container that shares the runtime's mount namespace.
+func enterRoot(fd int) error {
+	if err := unix.Fchdir(fd); err != nil {
+		return fmt.Errorf("chdir to the container's root: %w", err)
+	}
+	unix.Close(fd)
+	if err := unix.Chroot("."); err != nil {
+		return fmt.Errorf("chroot to the container's root: %w", err)
+	}
+	return unix.Chdir("/")
+}
+
 // maskPaths hides each path: /dev/null over a file, an empty read-only tmpfs over a directory.
 func maskPaths(paths []string) error {
 	for _, p := range paths {

@@ -150,6 +150,9 @@ func (rt *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 			killCgroup(c.s.Cgroups)
 			_ = removeCgroups(c.s.Cgroups)
 		}
+		if c.s.HostMounts {
+			_ = detachHostMounts(c.s.Rootfs, c.s.RootfsMounts)
+		}
 		os.RemoveAll(dir)
 		c.Close()
 		c = nil
@@ -208,7 +211,18 @@ func (rt *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
 		}
 	}
 	if !hasNS[specs.MountNamespace] {
-		return c, fmt.Errorf("create container %s: a mount namespace is required: %w", id, errdef.ErrUnsupported)
+		// config-linux.md: the container inherits the runtime's mount namespace. Its mounts are
+		// made there, on a private bind of the rootfs that delete detaches (see hostmounts.go).
+		if len(spec.Linux.MaskedPaths) > 0 || len(spec.Linux.ReadonlyPaths) > 0 {
+			return c, fmt.Errorf("create container %s: masked and read-only paths need a mount namespace of the container's own: %w", id, errdef.ErrInvalidArgument)
+		}
+		if o.NoPivot {
+			return c, fmt.Errorf("create container %s: --no-pivot needs a mount namespace of the container's own: %w", id, errdef.ErrInvalidArgument)
+		}
+		if c.s.RootfsMounts, err = mountIDsAt(rootfsPath); err != nil {
+			return c, fmt.Errorf("create container %s: %w", id, err)
+		}
+		c.s.HostMounts, cfg.HostMounts = true, true
 	}
 	if (spec.Hostname != "" || spec.Domainname != "") && !hasNS[specs.UTSNamespace] {
 		return c, fmt.Errorf("create container %s: hostname needs a uts namespace: %w", id, errdef.ErrInvalidArgument)
@@ -591,6 +605,11 @@ func (c *Container) Delete(force bool) error {
 	var errs []error
 	if err := removeCgroups(c.s.Cgroups); err != nil {
 		errs = append(errs, err)
+	}
+	if c.s.HostMounts {
+		if err := detachHostMounts(c.s.Rootfs, c.s.RootfsMounts); err != nil {
+			errs = append(errs, fmt.Errorf("container %s: %w", c.s.ID, err))
+		}
 	}
 	if err := os.RemoveAll(c.dir); err != nil {
 		errs = append(errs, fmt.Errorf("remove state of container %s: %w", c.s.ID, err))

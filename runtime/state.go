@@ -56,7 +56,12 @@ type saved struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 	Owner       string            `json:"owner"`
 	Cgroups     map[string]string `json:"cgroup_paths,omitempty"`
-	Spec        *specs.Spec       `json:"config"`
+	// HostMounts: the container shares the runtime's mount namespace, so its mounts outlive
+	// it there; RootfsMounts are the mounts found at Rootfs before create (mount IDs, often
+	// none), and delete detaches the others.
+	HostMounts   bool        `json:"host_mounts,omitempty"`
+	RootfsMounts []int       `json:"rootfs_mounts,omitempty"`
+	Spec         *specs.Spec `json:"config"`
 }
 
 // State is the JSON `state` prints (runtime.md "State" plus runc's rootfs, created and owner).

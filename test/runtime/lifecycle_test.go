@@ -631,3 +631,77 @@ func TestResources(t *testing.T) {
 		}
 	})
 }
+
+// TestInheritedMountNamespace: without a mount namespace in the config the container shares
+// the runtime's (config-linux.md), as with runc: it still sees its rootfs as / with its mounts,
+// a read-only root stays confined to the container, exec enters the same root, and delete
+// leaves the runtime's namespace as it found it (a mount already at the rootfs, as containerd
+// makes, stays). Masked paths need a namespace of its own.
+func TestInheritedMountNamespace(t *testing.T) {
+	e := newEnv(t)
+	noMountNS := func(cfg map[string]any) {
+		linux := obj(cfg, "linux")
+		var nss []any
+		for _, ns := range linux["namespaces"].([]any) {
+			if ns.(map[string]any)["type"] != "mount" {
+				nss = append(nss, ns)
+			}
+		}
+		linux["namespaces"] = nss
+		delete(linux, "maskedPaths")
+		delete(linux, "readonlyPaths")
+		obj(cfg, "root")["readonly"] = true
+	}
+	b := bundle(t, nil, noMountNS, "sleep", "600")
+	rootfs, err := filepath.EvalSymlinks(filepath.Join(b, "rootfs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the rootfs is a mount point already, as with containerd's snapshots
+	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(rootfs, unix.MNT_DETACH) })
+	mountsAt := func(prefix string) int {
+		b, err := os.ReadFile("/proc/self/mountinfo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) > 4 && (f[4] == prefix || strings.HasPrefix(f[4], prefix+"/")) {
+				n++
+			}
+		}
+		return n
+	}
+	before := mountsAt(rootfs)
+	hostNS, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ok("run", "-d", "--bundle", b, "nomntns")
+	if n := mountsAt(rootfs); n <= before {
+		t.Fatalf("no container mounts under %s in the runtime's namespace (%d)", rootfs, n)
+	}
+	out := e.ok("exec", "nomntns", "sh", "-c", "readlink /proc/1/ns/mnt; ls /bin/busybox; touch /x 2>/dev/null && echo writable || echo read-only").stdout
+	if want := hostNS + "\n/bin/busybox\nread-only\n"; out != want {
+		t.Fatalf("exec in the container: %q, want %q", out, want)
+	}
+	// the read-only root is the container's bind, not the file system under it
+	if err := os.WriteFile(filepath.Join(b, "host-write"), nil, 0o644); err != nil {
+		t.Fatalf("the bundle's file system became read-only: %v", err)
+	}
+	e.ok("delete", "-f", "nomntns")
+	if n := mountsAt(rootfs); n != before {
+		t.Fatalf("%d mounts under %s after delete, want the %d there before", n, rootfs, before)
+	}
+
+	masked := bundle(t, nil, func(cfg map[string]any) {
+		noMountNS(cfg)
+		obj(cfg, "linux")["maskedPaths"] = []any{"/proc/kcore"}
+	}, "true")
+	if r := e.run("run", "--bundle", masked, "nomntns-masked"); r.code == 0 || !strings.Contains(e.lastLogError(), "masked and read-only paths need a mount namespace") {
+		t.Fatalf("masked paths without a mount namespace: %s (%s)", r, e.lastLogError())
+	}
+}

@@ -20,14 +20,7 @@ func applyResources(paths map[string]string, r *specs.LinuxResources) error {
 		return nil
 	}
 	var ws []cgWrite
-	v1 := func(ctrl string) (string, bool) {
-		for key, dir := range paths {
-			if key == ctrl || key != "unified" && containsCtrl(key, ctrl) {
-				return dir, true
-			}
-		}
-		return "", false
-	}
+	v1 := func(ctrl string) (string, bool) { return controllerDir(paths, ctrl) }
 	v2, hasV2 := paths["unified"]
 	if m := r.Memory; m != nil {
 		if dir, ok := v1("memory"); ok {

@@ -147,7 +147,7 @@ func newRootCmd(g *globalOptions) *cobra.Command {
 	pf.Lookup("rootless").NoOptDefVal = "true"
 	root.AddCommand(newCreateCmd(g), newStartCmd(g), newRunCmd(g), newStateCmd(g), newKillCmd(g),
 		newDeleteCmd(g), newListCmd(g), newExecCmd(g), newPsCmd(g), newPauseCmd(g), newResumeCmd(g),
-		newSpecCmd(g), newFeaturesCmd(g), newUpdateCmd(g))
+		newSpecCmd(g), newFeaturesCmd(g), newUpdateCmd(g), newEventsCmd(g))
 	return root
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // variant writes a bundle sharing base's rootfs, with base's config changed by edit.
@@ -282,5 +283,95 @@ func TestSecurityLabelsWithoutLSM(t *testing.T) {
 				t.Fatalf("%s; want an error naming process.%s", r, tc.field)
 			}
 		})
+	}
+}
+
+// TestEvents: `events --stats` prints the container's cgroup figures in runc's JSON shape, and
+// `events` streams them and reports the OOM killer's kills, until the container stops.
+func TestEvents(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, nil, func(cfg map[string]any) {
+		obj(obj(cfg, "linux"), "resources")["memory"] = map[string]any{"limit": 16 << 20}
+		obj(obj(cfg, "linux"), "resources")["pids"] = map[string]any{"limit": 50}
+	}, "/oom.sh")
+	// a child that needs 60 MB, again and again; the init itself stays small
+	script := "#!/bin/sh\nsleep 1\nwhile true; do sh -c 'v=$(head -c 60000000 /dev/zero | tr \"\\0\" a)'; sleep 1; done\n"
+	if err := os.WriteFile(filepath.Join(b, "rootfs", "oom.sh"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("run", "-d", "--bundle", b, "ev")
+	type event struct {
+		Type string `json:"type"`
+		ID   string `json:"id"`
+		Data struct {
+			CPU struct {
+				Usage struct {
+					Total  uint64   `json:"total"`
+					Percpu []uint64 `json:"percpu"`
+				} `json:"usage"`
+			} `json:"cpu"`
+			Memory struct {
+				Usage struct {
+					Limit uint64 `json:"limit"`
+					Usage uint64 `json:"usage"`
+				} `json:"usage"`
+				Raw map[string]uint64 `json:"raw"`
+			} `json:"memory"`
+			Pids struct {
+				Current uint64 `json:"current"`
+				Limit   uint64 `json:"limit"`
+			} `json:"pids"`
+		} `json:"data"`
+	}
+	var ev event
+	out := e.ok("events", "--stats", "ev").stdout
+	if err := json.Unmarshal([]byte(out), &ev); err != nil {
+		t.Fatalf("events --stats: %v: %q", err, out)
+	}
+	d := ev.Data
+	if ev.Type != "stats" || ev.ID != "ev" || d.Memory.Usage.Limit != 16<<20 || d.Memory.Usage.Usage == 0 ||
+		d.Pids.Limit != 50 || d.Pids.Current == 0 || d.CPU.Usage.Total == 0 || len(d.CPU.Usage.Percpu) == 0 || len(d.Memory.Raw) == 0 {
+		t.Fatalf("events --stats: %s", out)
+	}
+
+	// the stream: stats every 200ms, and an oom event within a few seconds
+	cmd := e.cmd("events", "--interval", "200ms", "ev")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	timer := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
+	defer timer.Stop()
+	dec := json.NewDecoder(stdout)
+	var stats, oom int
+	for oom == 0 {
+		var ev event
+		if err := dec.Decode(&ev); err != nil {
+			t.Fatalf("events stream ended after %d stats and no oom event: %v", stats, err)
+		}
+		switch ev.Type {
+		case "stats":
+			stats++
+		case "oom":
+			oom++
+		}
+	}
+	// the stream ends by itself once the container is gone
+	e.ok("delete", "-f", "ev")
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("events after the container stopped: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("events did not end when the container was deleted")
+	}
+	if r := e.run("events", "--stats", "ev"); r.code == 0 {
+		t.Fatalf("events of a deleted container: %s", r)
 	}
 }

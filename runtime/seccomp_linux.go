@@ -12,7 +12,7 @@ import (
 
 // Seccomp (runtime-spec config-linux.md#seccomp): the config's profile is compiled to one
 // classic BPF program, checked linearly: the architecture first (x86_64 and i386, with the x32
-// ABI of x86_64; an architecture the profile does not list kills the process, as libseccomp's
+// ABI of x86_64, each with its own numbers; an architecture the profile does not list kills the process, as libseccomp's
 // bad-arch action), then each rule in profile order (the first whose system call and argument
 // conditions match gives the action), then the default action. System call names come from
 // golang.org/x/sys (seccomp_sysnum.go); a name this table does not know is skipped, as runc
@@ -210,6 +210,9 @@ func compileSeccomp(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 			if n, ok := sysnum386[name]; ok {
 				nr[specs.ArchX86] = n
 			}
+			if n, ok := sysnumX32(name); ok {
+				nr[specs.ArchX32] = n
+			}
 			if len(nr) > 0 {
 				rules = append(rules, rule{nr: nr, action: act, args: sc.Args})
 			}
@@ -225,10 +228,18 @@ func compileSeccomp(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 	p.mark(is64)
 	if archs[specs.ArchX86_64] || archs[specs.ArchX32] {
 		p.load(offNr)
-		native := p.label()
-		p.jump(unix.BPF_JSET, x32SyscallBit, -1, native)
+		native, isX32 := p.label(), p.label()
+		p.jump(unix.BPF_JSET, x32SyscallBit, isX32, -1) // sections are long: jump past with JA
+		p.goTo(native)
+		p.mark(isX32)
 		if archs[specs.ArchX32] {
-			p.ret(def) // x32 calls: the default action (their rules are not compiled)
+			// x32: 32-bit arguments, as libseccomp compares them
+			for _, r := range rules {
+				if n, ok := r.nr[specs.ArchX32]; ok {
+					emitRule(p, n|x32SyscallBit, r.args, r.action, true)
+				}
+			}
+			p.ret(def)
 		} else {
 			p.ret(seccompRetKillProcess)
 		}
@@ -264,6 +275,39 @@ func compileSeccomp(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 	p.mark(bad)
 	p.ret(seccompRetKillProcess)
 	return p.resolve()
+}
+
+// x32Numbers are the x32 system calls numbered apart from x86_64's (512 to 547, without the
+// x32 bit), and amd64Only the x86_64 calls x32 does not have at all (syscall_64.tbl, "64" ABI
+// with no "x32" twin); every other x86_64 call has the same number on x32.
+var (
+	x32Numbers = map[string]int{
+		"rt_sigaction": 512, "rt_sigreturn": 513, "ioctl": 514, "readv": 515, "writev": 516,
+		"recvfrom": 517, "sendmsg": 518, "recvmsg": 519, "execve": 520, "ptrace": 521,
+		"rt_sigpending": 522, "rt_sigtimedwait": 523, "rt_sigqueueinfo": 524, "sigaltstack": 525,
+		"timer_create": 526, "mq_notify": 527, "kexec_load": 528, "waitid": 529,
+		"set_robust_list": 530, "get_robust_list": 531, "vmsplice": 532, "move_pages": 533,
+		"preadv": 534, "pwritev": 535, "rt_tgsigqueueinfo": 536, "recvmmsg": 537, "sendmmsg": 538,
+		"process_vm_readv": 539, "process_vm_writev": 540, "setsockopt": 541, "getsockopt": 542,
+		"io_setup": 543, "io_submit": 544, "execveat": 545, "preadv2": 546, "pwritev2": 547,
+	}
+	amd64Only = map[string]bool{
+		"uselib": true, "_sysctl": true, "create_module": true, "get_kernel_syms": true,
+		"query_module": true, "nfsservctl": true, "set_thread_area": true, "get_thread_area": true,
+		"epoll_ctl_old": true, "epoll_wait_old": true, "vserver": true, "uretprobe": true,
+	}
+)
+
+// sysnumX32 is the x32 number of a system call, without the x32 bit.
+func sysnumX32(name string) (int, bool) {
+	if n, ok := x32Numbers[name]; ok {
+		return n, true
+	}
+	if amd64Only[name] {
+		return 0, false
+	}
+	n, ok := sysnumAMD64[name]
+	return n, ok
 }
 
 // emitRule emits: if nr matches and every argument condition holds, return action. The

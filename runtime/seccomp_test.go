@@ -27,7 +27,7 @@ func TestSeccompChild(t *testing.T) {
 	var c struct {
 		Profile specs.LinuxSeccomp
 		Who     []uint64
-		X32     bool
+		X32     []uintptr // x32 system call numbers to make (without the x32 bit), first
 	}
 	if err := json.Unmarshal([]byte(env), &c); err != nil {
 		t.Fatal(err)
@@ -44,25 +44,29 @@ func TestSeccompChild(t *testing.T) {
 	if err := installSeccomp(filter, 0); err != nil {
 		t.Fatal(err)
 	}
-	if c.X32 { // an x32 system call: getpid with the x32 bit
-		unix.RawSyscall(unix.SYS_GETPID|x32SyscallBit, 0, 0, 0)
-	}
 	var out []string
-	for _, who := range c.Who {
-		_, _, e := unix.RawSyscall(unix.SYS_GETPRIORITY, unix.PRIO_PROCESS, uintptr(who), 0)
+	class := func(e unix.Errno) string {
 		switch e {
 		case unix.ENOTBLK: // the rule's answer
-			out = append(out, "m")
+			return "m"
 		case unix.EPERM:
-			out = append(out, "EPERM")
-		default: // the kernel's own (0, or ESRCH for no such process)
-			out = append(out, "-")
+			return "EPERM"
+		default: // the kernel's own (0, ESRCH for no such process, ENOSYS for x32 here)
+			return "-"
 		}
+	}
+	for _, nr := range c.X32 {
+		_, _, e := unix.RawSyscall(nr|x32SyscallBit, 0, 0, 0)
+		out = append(out, class(e))
+	}
+	for _, who := range c.Who {
+		_, _, e := unix.RawSyscall(unix.SYS_GETPRIORITY, unix.PRIO_PROCESS, uintptr(who), 0)
+		out = append(out, class(e))
 	}
 	fmt.Println("RESULT " + strings.Join(out, ","))
 }
 
-func runSeccompChild(t *testing.T, p specs.LinuxSeccomp, who []uint64, x32 bool) (string, error) {
+func runSeccompChild(t *testing.T, p specs.LinuxSeccomp, who []uint64, x32 []uintptr) (string, error) {
 	t.Helper()
 	b, _ := json.Marshal(map[string]any{"Profile": p, "Who": who, "X32": x32})
 	cmd := exec.Command(os.Args[0], "-test.run=^TestSeccompChild$", "-test.count=1")
@@ -110,7 +114,7 @@ func TestSeccompFilters(t *testing.T) {
 			Syscalls: []specs.LinuxSyscall{{Names: allBut("getpriority"), Action: specs.ActAllow}}}, "m,m,m,m"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := runSeccompChild(t, tc.p, who, false)
+			got, err := runSeccompChild(t, tc.p, who, nil)
 			if err != nil || got != tc.want {
 				t.Fatalf("errnos %q (%v), want %q", got, err, tc.want)
 			}
@@ -118,14 +122,30 @@ func TestSeccompFilters(t *testing.T) {
 	}
 	t.Run("x32 calls are killed unless x32 is listed", func(t *testing.T) {
 		p := specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: []specs.Arch{specs.ArchX86_64}}
-		_, err := runSeccompChild(t, p, nil, true)
+		_, err := runSeccompChild(t, p, nil, []uintptr{unix.SYS_GETPID})
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGSYS {
 			t.Fatalf("x32 call under an x86_64-only filter: %v, want SIGSYS", err)
 		}
 		p.Architectures = append(p.Architectures, specs.ArchX32)
-		if _, err := runSeccompChild(t, p, nil, true); err != nil {
+		if _, err := runSeccompChild(t, p, nil, []uintptr{unix.SYS_GETPID}); err != nil {
 			t.Fatalf("x32 call with x32 listed: %v", err)
+		}
+	})
+	t.Run("x32 rules use x32 numbers", func(t *testing.T) {
+		// getpid is 39 on both; x32's rt_sigaction is 512 (13 is x86_64's only); set_thread_area
+		// (x86_64 205) does not exist on x32
+		p := specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: []specs.Arch{specs.ArchX86_64, specs.ArchX32},
+			Syscalls: []specs.LinuxSyscall{{Names: []string{"getpid", "rt_sigaction", "set_thread_area"}, Action: specs.ActErrno, ErrnoRet: &enotblk}}}
+		got, err := runSeccompChild(t, p, nil, []uintptr{unix.SYS_GETPID, 512, unix.SYS_RT_SIGACTION, unix.SYS_SET_THREAD_AREA})
+		if err != nil || got != "m,m,-,-" {
+			t.Fatalf("x32 getpid, rt_sigaction (512), 13, 205: %q (%v), want m,m,-,-", got, err)
+		}
+		// and an x32 argument is compared on its low 32 bits, as libseccomp does
+		p.Syscalls = []specs.LinuxSyscall{{Names: []string{"getpid"}, Action: specs.ActErrno, ErrnoRet: &enotblk,
+			Args: []specs.LinuxSeccompArg{{Index: 0, Value: 1 << 40, Op: specs.OpEqualTo}}}}
+		if got, err := runSeccompChild(t, p, nil, []uintptr{unix.SYS_GETPID}); err != nil || got != "m" {
+			t.Fatalf("x32 getpid(0) against arg0 == 1<<40: %q (%v), want m (high word ignored)", got, err)
 		}
 	})
 }

@@ -432,7 +432,7 @@ func checkManifest(m *ocispec.Manifest, oci, hasLayers bool) (string, error) {
 		if m.Config.MediaType == MediaTypeEmptyJSON && m.ArtifactType == "" {
 			return "artifactType", errors.New("must be set when config is the empty descriptor (image-spec 1.1)")
 		}
-		if m.ArtifactType != "" && !validMediaType(m.ArtifactType) {
+		if m.ArtifactType != "" && !ValidMediaType(m.ArtifactType) {
 			return "artifactType", fmt.Errorf("%q is not a media type (RFC 6838)", m.ArtifactType)
 		}
 	}
@@ -463,7 +463,7 @@ func checkIndex(x *ocispec.Index, oci, hasManifests bool) (string, error) {
 	if err := checkAnnotations(x.Annotations); err != nil {
 		return "annotations", err
 	}
-	if oci && x.ArtifactType != "" && !validMediaType(x.ArtifactType) {
+	if oci && x.ArtifactType != "" && !ValidMediaType(x.ArtifactType) {
 		return "artifactType", fmt.Errorf("%q is not a media type (RFC 6838)", x.ArtifactType)
 	}
 	return "", nil
@@ -492,7 +492,7 @@ func checkConfig(c *ocispec.Image) (string, error) {
 // architecture in a platform, and, for the empty media type, the digest and size of `{}`.
 // It returns the offending field (relative to the descriptor) with the error.
 func checkDescriptor(d ocispec.Descriptor) (string, error) {
-	if !validMediaType(d.MediaType) {
+	if !ValidMediaType(d.MediaType) {
 		return "mediaType", fmt.Errorf("%q is not a media type (RFC 6838)", d.MediaType)
 	}
 	if err := content.ValidateDescriptor(d); err != nil {
@@ -501,7 +501,7 @@ func checkDescriptor(d ocispec.Descriptor) (string, error) {
 	if d.MediaType == MediaTypeEmptyJSON && (d.Digest != ocispec.DescriptorEmptyJSON.Digest || d.Size != ocispec.DescriptorEmptyJSON.Size) {
 		return "", fmt.Errorf("media type %s must describe the blob {} (%s, 2 bytes)", MediaTypeEmptyJSON, ocispec.DescriptorEmptyJSON.Digest)
 	}
-	if d.ArtifactType != "" && !validMediaType(d.ArtifactType) {
+	if d.ArtifactType != "" && !ValidMediaType(d.ArtifactType) {
 		return "artifactType", fmt.Errorf("%q is not a media type (RFC 6838)", d.ArtifactType)
 	}
 	for i, u := range d.URLs {
@@ -557,10 +557,10 @@ func join(a, b string) string {
 	return a + "." + b
 }
 
-// validMediaType checks the RFC 6838 section 4.2 syntax, as image-spec's schema pattern does:
+// ValidMediaType checks the RFC 6838 section 4.2 syntax, as image-spec's schema pattern does:
 // type "/" subtype, each 1–127 characters of [A-Za-z0-9!#$&^_.+-], starting with a letter or
 // digit.
-func validMediaType(mt string) bool {
+func ValidMediaType(mt string) bool {
 	t, s, ok := strings.Cut(mt, "/")
 	return ok && restrictedName(t) && restrictedName(s)
 }

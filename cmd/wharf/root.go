@@ -88,6 +88,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newConfigCmd(opts))
 	root.AddCommand(newServeCmd(opts))
 	root.AddCommand(newRunCmd(opts))
+	root.AddCommand(newArtifactCmd(opts))
 	root.AddCommand(newVersionCmd(opts))
 	return root
 }

@@ -12,6 +12,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -20,6 +22,8 @@ import (
 	"github.com/wharfoci/wharf/content"
 	"github.com/wharfoci/wharf/errdef"
 	"github.com/wharfoci/wharf/image/bundle"
+	"github.com/wharfoci/wharf/internal/rootfs"
+	"github.com/wharfoci/wharf/internal/specdefault"
 )
 
 // DefaultStateDir holds the bundles of running containers (one directory each, removed when the
@@ -52,6 +56,28 @@ type Options struct {
 	Stdout, Stderr io.Writer
 	// Bundle, when set, is called with the bundle directory once it is ready, before the run.
 	Bundle func(dir string)
+
+	// What podman run's flags of the same names change in the container:
+	// Entrypoint, when not nil, replaces the image's Entrypoint and drops its Cmd; Args follow it.
+	Entrypoint []string
+	// Workdir is the process's working directory (absolute, in the container).
+	Workdir string
+	// User is USER[:GROUP], names or ids, resolved in the image's /etc/passwd and /etc/group.
+	User string
+	// Hostname replaces the container's hostname (default: the image's, else the id).
+	Hostname string
+	// Volumes are bind mounts SRC:DST[:ro|rw] of host directories or files.
+	Volumes []string
+	// ReadOnly mounts the root file system read-only.
+	ReadOnly bool
+	// Network is "private" (the default: a network namespace with only loopback) or "host".
+	Network string
+	// Memory (bytes), PidsLimit and CPUs (a fraction of CPUs, by CFS quota) limit the
+	// container when above 0.
+	Memory, PidsLimit int64
+	CPUs              float64
+	// CapAdd and CapDrop change the capabilities (names with or without CAP_, or ALL).
+	CapAdd, CapDrop []string
 }
 
 // Run unpacks the image manifest desc read from f into a fresh bundle and runs it to
@@ -88,7 +114,7 @@ func Run(ctx context.Context, f content.Fetcher, desc ocispec.Descriptor, opts O
 	if _, err := bundle.Unpack(ctx, f, desc, b, opts.Unpack); err != nil {
 		return -1, err
 	}
-	if err := adjustConfig(filepath.Join(b, "config.json"), opts); err != nil {
+	if err := adjustConfig(b, opts); err != nil {
 		return -1, err
 	}
 	if opts.Bundle != nil {
@@ -119,8 +145,9 @@ func findRuntime(name string) (string, error) {
 	return p, nil
 }
 
-// adjustConfig applies the run options to the bundle's config.json.
-func adjustConfig(path string, opts Options) error {
+// adjustConfig applies the run options to the config.json of the bundle dir.
+func adjustConfig(dir string, opts Options) error {
+	path := filepath.Join(dir, "config.json")
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -129,10 +156,13 @@ func adjustConfig(path string, opts Options) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
-	if s.Process == nil {
-		return fmt.Errorf("%s: no process: %w", path, errdef.ErrInvalidArgument)
+	if s.Process == nil || s.Root == nil || s.Linux == nil {
+		return fmt.Errorf("%s: no process, root or linux section: %w", path, errdef.ErrInvalidArgument)
 	}
-	if len(opts.Args) > 0 {
+	switch {
+	case opts.Entrypoint != nil:
+		s.Process.Args = append(append([]string(nil), opts.Entrypoint...), opts.Args...)
+	case len(opts.Args) > 0:
 		s.Process.Args = opts.Args
 	}
 	if len(s.Process.Args) == 0 {
@@ -140,14 +170,193 @@ func adjustConfig(path string, opts Options) error {
 	}
 	s.Process.Env = mergeEnv(s.Process.Env, opts.Env)
 	s.Process.Terminal = opts.Tty
-	if s.Hostname == "" {
+	if opts.Workdir != "" {
+		if s.Process.Cwd, err = containerPath(opts.Workdir, "--workdir"); err != nil {
+			return err
+		}
+	}
+	if opts.User != "" {
+		root, err := rootfs.Open(filepath.Join(dir, s.Root.Path))
+		if err != nil {
+			return err
+		}
+		u, err := bundle.ResolveUser(root, opts.User)
+		root.Close()
+		if err != nil {
+			return fmt.Errorf("--user %s: %w", opts.User, err)
+		}
+		s.Process.User = specs.User{UID: u.UID, GID: u.GID, AdditionalGids: u.AdditionalGids}
+	}
+	switch {
+	case opts.Hostname != "":
+		s.Hostname = opts.Hostname
+	case s.Hostname == "":
 		s.Hostname = opts.ID
+	}
+	for _, v := range opts.Volumes {
+		m, err := parseVolume(v)
+		if err != nil {
+			return err
+		}
+		s.Mounts = append(s.Mounts, m)
+	}
+	s.Root.Readonly = s.Root.Readonly || opts.ReadOnly
+	switch opts.Network {
+	case "", "private", "none":
+	case "host":
+		var nss []specs.LinuxNamespace
+		for _, ns := range s.Linux.Namespaces {
+			if ns.Type != specs.NetworkNamespace {
+				nss = append(nss, ns)
+			}
+		}
+		s.Linux.Namespaces = nss
+	default:
+		return fmt.Errorf("--network %q: private or host: %w", opts.Network, errdef.ErrInvalidArgument)
+	}
+	if err := limit(&s, opts); err != nil {
+		return err
+	}
+	if err := changeCaps(s.Process, opts.CapAdd, opts.CapDrop); err != nil {
+		return err
 	}
 	out, err := json.MarshalIndent(&s, "", "\t")
 	if err != nil {
 		return err
 	}
 	return os.WriteFile(path, out, 0o600)
+}
+
+// containerPath checks an absolute path in the container (no "..": it is resolved in the
+// rootfs by the runtime anyway, but a path that climbs is a mistake worth reporting).
+func containerPath(p, what string) (string, error) {
+	if !filepath.IsAbs(p) {
+		return "", fmt.Errorf("%s %q: %w: an absolute path in the container", what, p, errdef.ErrInvalidArgument)
+	}
+	for _, c := range strings.Split(p, "/") {
+		if c == ".." {
+			return "", fmt.Errorf("%s %q: %w: \"..\" in a container path", what, p, errdef.ErrInvalidArgument)
+		}
+	}
+	return filepath.Clean(p), nil
+}
+
+// parseVolume reads SRC:DST[:ro|rw] into a bind mount of the host path SRC (which must exist).
+func parseVolume(v string) (specs.Mount, error) {
+	parts := strings.Split(v, ":")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+		return specs.Mount{}, fmt.Errorf("--volume %q: want SRC:DST[:ro|rw]: %w", v, errdef.ErrInvalidArgument)
+	}
+	src, err := filepath.Abs(parts[0])
+	if err != nil {
+		return specs.Mount{}, err
+	}
+	if _, err := os.Stat(src); err != nil {
+		return specs.Mount{}, fmt.Errorf("--volume %q: %w", v, err)
+	}
+	dst, err := containerPath(parts[1], "--volume")
+	if err != nil {
+		return specs.Mount{}, err
+	}
+	m := specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", "rprivate"}}
+	if len(parts) == 3 {
+		switch parts[2] {
+		case "ro":
+			m.Options = append(m.Options, "ro")
+		case "rw":
+		default:
+			return specs.Mount{}, fmt.Errorf("--volume %q: option %q: ro or rw: %w", v, parts[2], errdef.ErrInvalidArgument)
+		}
+	}
+	return m, nil
+}
+
+// limit sets the memory, pids and CPU limits.
+func limit(s *specs.Spec, opts Options) error {
+	if opts.Memory < 0 || opts.PidsLimit < 0 || opts.CPUs < 0 {
+		return fmt.Errorf("run: negative --memory, --pids-limit or --cpus: %w", errdef.ErrInvalidArgument)
+	}
+	if opts.Memory == 0 && opts.PidsLimit == 0 && opts.CPUs == 0 {
+		return nil
+	}
+	if s.Linux.Resources == nil {
+		s.Linux.Resources = &specs.LinuxResources{}
+	}
+	r := s.Linux.Resources
+	if opts.Memory > 0 {
+		r.Memory = &specs.LinuxMemory{Limit: &opts.Memory}
+	}
+	if opts.PidsLimit > 0 {
+		r.Pids = &specs.LinuxPids{Limit: &opts.PidsLimit}
+	}
+	if opts.CPUs > 0 {
+		period := uint64(100000)
+		quota := int64(opts.CPUs * float64(period))
+		if quota < 1000 {
+			return fmt.Errorf("--cpus %g: at least 0.01: %w", opts.CPUs, errdef.ErrInvalidArgument)
+		}
+		r.CPU = &specs.LinuxCPU{Period: &period, Quota: &quota}
+	}
+	return nil
+}
+
+// changeCaps drops then adds capabilities in the bounding, effective and permitted sets (and
+// the ambient and inheritable ones, for drops), as podman's --cap-drop and --cap-add.
+func changeCaps(p *specs.Process, add, drop []string) error {
+	if len(add) == 0 && len(drop) == 0 {
+		return nil
+	}
+	norm := func(names []string, flag string) ([]string, bool, error) {
+		var out []string
+		for _, n := range names {
+			u := strings.ToUpper(n)
+			if u == "ALL" {
+				return nil, true, nil
+			}
+			if !strings.HasPrefix(u, "CAP_") {
+				u = "CAP_" + u
+			}
+			if !slices.Contains(specdefault.Capabilities, u) {
+				return nil, false, fmt.Errorf("%s %s: %w: unknown capability", flag, n, errdef.ErrInvalidArgument)
+			}
+			out = append(out, u)
+		}
+		return out, false, nil
+	}
+	dropped, dropAll, err := norm(drop, "--cap-drop")
+	if err != nil {
+		return err
+	}
+	added, addAll, err := norm(add, "--cap-add")
+	if err != nil {
+		return err
+	}
+	if addAll {
+		added = specdefault.Capabilities
+	}
+	if p.Capabilities == nil {
+		p.Capabilities = &specs.LinuxCapabilities{}
+	}
+	c := p.Capabilities
+	edit := func(set []string, addTo bool) []string {
+		var out []string
+		for _, n := range set {
+			if !dropAll && !slices.Contains(dropped, n) {
+				out = append(out, n)
+			}
+		}
+		if addTo {
+			for _, n := range added {
+				if !slices.Contains(out, n) {
+					out = append(out, n)
+				}
+			}
+		}
+		return out
+	}
+	c.Bounding, c.Effective, c.Permitted = edit(c.Bounding, true), edit(c.Effective, true), edit(c.Permitted, true)
+	c.Ambient, c.Inheritable = edit(c.Ambient, false), edit(c.Inheritable, false)
+	return nil
 }
 
 // mergeEnv returns base with each KEY=VALUE of add replacing the entry of the same KEY.

@@ -11,6 +11,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/wharfoci/wharf/errdef"
+	"github.com/wharfoci/wharf/internal/specdefault"
 )
 
 func TestMergeEnv(t *testing.T) {
@@ -21,27 +22,101 @@ func TestMergeEnv(t *testing.T) {
 	}
 }
 
+// bundleWith writes a bundle whose config.json is spec and whose rootfs has /etc/passwd and
+// /etc/group.
+func bundleWith(t *testing.T, spec *specs.Spec) string {
+	t.Helper()
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "rootfs", "etc"), 0o755)
+	os.WriteFile(filepath.Join(dir, "rootfs", "etc", "passwd"), []byte("root:x:0:0::/root:/bin/sh\nwww:x:33:33::/var/www:/bin/sh\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "rootfs", "etc", "group"), []byte("root:x:0:\nwww:x:33:\nstaff:x:50:www\n"), 0o644)
+	b, _ := json.Marshal(spec)
+	os.WriteFile(filepath.Join(dir, "config.json"), b, 0o600)
+	return dir
+}
+
 func TestAdjustConfig(t *testing.T) {
+	base := func(args ...string) *specs.Spec {
+		s := specdefault.Spec()
+		s.Hostname = ""
+		s.Process.Args = args
+		return s
+	}
+	hostDir := t.TempDir()
 	for _, tc := range []struct {
 		name    string
-		in      specs.Spec
+		in      *specs.Spec
 		opts    Options
-		args    []string
-		tty     bool
-		host    string
+		check   func(t *testing.T, s *specs.Spec)
 		wantErr error
 	}{
-		{"image command kept", specs.Spec{Process: &specs.Process{Args: []string{"/bin/sh"}}}, Options{ID: "c1"}, []string{"/bin/sh"}, false, "c1", nil},
-		{"command replaced, tty", specs.Spec{Hostname: "h", Process: &specs.Process{Args: []string{"/bin/sh"}}}, Options{ID: "c1", Args: []string{"echo", "hi"}, Tty: true}, []string{"echo", "hi"}, true, "h", nil},
-		{"no command at all", specs.Spec{Process: &specs.Process{}}, Options{ID: "c1"}, nil, false, "", errdef.ErrInvalidArgument},
-		{"no process", specs.Spec{}, Options{ID: "c1"}, nil, false, "", errdef.ErrInvalidArgument},
+		{"image command kept", base("/bin/sh"), Options{ID: "c1"}, func(t *testing.T, s *specs.Spec) {
+			if !reflect.DeepEqual(s.Process.Args, []string{"/bin/sh"}) || s.Hostname != "c1" || s.Process.Terminal {
+				t.Fatalf("%q %q %v", s.Process.Args, s.Hostname, s.Process.Terminal)
+			}
+		}, nil},
+		{"command replaced, tty, hostname", base("/bin/sh"), Options{ID: "c1", Args: []string{"echo", "hi"}, Tty: true, Hostname: "h"}, func(t *testing.T, s *specs.Spec) {
+			if !reflect.DeepEqual(s.Process.Args, []string{"echo", "hi"}) || s.Hostname != "h" || !s.Process.Terminal {
+				t.Fatalf("%q %q %v", s.Process.Args, s.Hostname, s.Process.Terminal)
+			}
+		}, nil},
+		{"entrypoint then args", base("/bin/app", "serve"), Options{ID: "c", Entrypoint: []string{"/bin/sh", "-c"}, Args: []string{"id"}}, func(t *testing.T, s *specs.Spec) {
+			if !reflect.DeepEqual(s.Process.Args, []string{"/bin/sh", "-c", "id"}) {
+				t.Fatalf("%q", s.Process.Args)
+			}
+		}, nil},
+		{"workdir, user, read-only, host network", base("sh"), Options{ID: "c", Workdir: "/srv/app/", User: "www:staff", ReadOnly: true, Network: "host"}, func(t *testing.T, s *specs.Spec) {
+			if s.Process.Cwd != "/srv/app" || s.Process.User.UID != 33 || s.Process.User.GID != 50 || !s.Root.Readonly {
+				t.Fatalf("cwd %q user %+v ro %v", s.Process.Cwd, s.Process.User, s.Root.Readonly)
+			}
+			for _, ns := range s.Linux.Namespaces {
+				if ns.Type == specs.NetworkNamespace {
+					t.Fatal("host network kept a network namespace")
+				}
+			}
+		}, nil},
+		{"volumes", base("sh"), Options{ID: "c", Volumes: []string{hostDir + ":/data:ro", hostDir + ":/rw"}}, func(t *testing.T, s *specs.Spec) {
+			n := len(s.Mounts)
+			ro, rw := s.Mounts[n-2], s.Mounts[n-1]
+			if ro.Destination != "/data" || ro.Source != hostDir || !reflect.DeepEqual(ro.Options, []string{"rbind", "rprivate", "ro"}) ||
+				rw.Destination != "/rw" || !reflect.DeepEqual(rw.Options, []string{"rbind", "rprivate"}) {
+				t.Fatalf("mounts %+v %+v", ro, rw)
+			}
+		}, nil},
+		{"limits", base("sh"), Options{ID: "c", Memory: 64 << 20, PidsLimit: 10, CPUs: 0.5}, func(t *testing.T, s *specs.Spec) {
+			r := s.Linux.Resources
+			if *r.Memory.Limit != 64<<20 || *r.Pids.Limit != 10 || *r.CPU.Quota != 50000 || *r.CPU.Period != 100000 || len(r.Devices) != 1 {
+				t.Fatalf("resources %+v", r)
+			}
+		}, nil},
+		{"caps", base("sh"), Options{ID: "c", CapDrop: []string{"kill"}, CapAdd: []string{"CAP_NET_ADMIN", "sys_time"}}, func(t *testing.T, s *specs.Spec) {
+			want := []string{"CAP_AUDIT_WRITE", "CAP_NET_BIND_SERVICE", "CAP_NET_ADMIN", "CAP_SYS_TIME"}
+			c := s.Process.Capabilities
+			if !reflect.DeepEqual(c.Bounding, want) || !reflect.DeepEqual(c.Effective, want) || !reflect.DeepEqual(c.Permitted, want) {
+				t.Fatalf("caps %+v", c)
+			}
+		}, nil},
+		{"drop all, add one", base("sh"), Options{ID: "c", CapDrop: []string{"ALL"}, CapAdd: []string{"chown"}}, func(t *testing.T, s *specs.Spec) {
+			if !reflect.DeepEqual(s.Process.Capabilities.Bounding, []string{"CAP_CHOWN"}) {
+				t.Fatalf("caps %+v", s.Process.Capabilities)
+			}
+		}, nil},
+		{"no command at all", base(), Options{ID: "c1"}, nil, errdef.ErrInvalidArgument},
+		{"no process", &specs.Spec{}, Options{ID: "c1"}, nil, errdef.ErrInvalidArgument},
+		{"relative workdir", base("sh"), Options{Workdir: "srv"}, nil, errdef.ErrInvalidArgument},
+		{"unknown user", base("sh"), Options{User: "nobody"}, nil, errdef.ErrInvalidArgument},
+		{"volume without destination", base("sh"), Options{Volumes: []string{hostDir}}, nil, errdef.ErrInvalidArgument},
+		{"volume of a missing path", base("sh"), Options{Volumes: []string{hostDir + "/nope:/x"}}, nil, os.ErrNotExist},
+		{"volume climbing", base("sh"), Options{Volumes: []string{hostDir + ":/../x"}}, nil, errdef.ErrInvalidArgument},
+		{"volume option", base("sh"), Options{Volumes: []string{hostDir + ":/x:z"}}, nil, errdef.ErrInvalidArgument},
+		{"network", base("sh"), Options{Network: "bridge"}, nil, errdef.ErrInvalidArgument},
+		{"unknown cap", base("sh"), Options{CapAdd: []string{"CAP_FLY"}}, nil, errdef.ErrInvalidArgument},
+		{"tiny cpus", base("sh"), Options{CPUs: 0.001}, nil, errdef.ErrInvalidArgument},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := filepath.Join(t.TempDir(), "config.json")
-			b, _ := json.Marshal(tc.in)
-			os.WriteFile(p, b, 0o600)
-			err := adjustConfig(p, tc.opts)
-			if tc.wantErr != nil {
+			dir := bundleWith(t, tc.in)
+			err := adjustConfig(dir, tc.opts)
+			if tc.wantErr != nil && tc.check == nil {
 				if !errors.Is(err, tc.wantErr) {
 					t.Fatalf("adjustConfig = %v, want %v", err, tc.wantErr)
 				}
@@ -51,11 +126,9 @@ func TestAdjustConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 			var s specs.Spec
-			b, _ = os.ReadFile(p)
+			b, _ := os.ReadFile(filepath.Join(dir, "config.json"))
 			json.Unmarshal(b, &s)
-			if !reflect.DeepEqual(s.Process.Args, tc.args) || s.Process.Terminal != tc.tty || s.Hostname != tc.host {
-				t.Fatalf("config: args %q terminal %v hostname %q", s.Process.Args, s.Process.Terminal, s.Hostname)
-			}
+			tc.check(t, &s)
 		})
 	}
 }

@@ -249,4 +249,3 @@ manifests): digest, artifact type, size and creation time; --json prints the des
 	}
 	return cmd
 }
-

@@ -38,6 +38,14 @@ func TestRun(t *testing.T) {
 	img := "oci:" + testutil.Image(t, "busybox") + ":latest"
 	state := t.TempDir()
 	rtRoot := t.TempDir()
+	vol := t.TempDir()
+	if err := os.WriteFile(filepath.Join(vol, "f"), []byte("host file\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hostNet, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name    string
 		args    []string
@@ -49,6 +57,15 @@ func TestRun(t *testing.T) {
 		{"exit status", []string{"sh", "-c", "exit 7"}, 7, "", ""},
 		{"env", []string{"-e", "GREETING=hi there", img, "sh", "-c", "echo $GREETING"}, 0, "hi there\n", ""},
 		{"runc", []string{"sh", "-c", "echo via $0"}, 0, "via sh\n", "runc"},
+		// podman run's flags, with both runtimes
+		{"user, workdir, hostname", []string{"-u", "nobody", "-w", "/tmp", "--hostname", "hh", img, "sh", "-c", "id -u; pwd; hostname"}, 0, "65534\n/tmp\nhh\n", ""},
+		{"entrypoint", []string{"--entrypoint", `["sh","-c"]`, img, "echo $0", "arg0"}, 0, "arg0\n", ""},
+		{"volumes and read-only root", []string{"-v", vol + ":/ro:ro", "-v", vol + ":/rw", "--read-only", img, "sh", "-c",
+			"cat /ro/f; touch /ro/x 2>/dev/null || echo ro; touch /rw/y && echo rw; touch /z 2>/dev/null || echo root-ro"}, 0, "host file\nro\nrw\nroot-ro\n", ""},
+		{"host network", []string{"--network", "host", img, "sh", "-c", "readlink /proc/self/ns/net"}, 0, hostNet + "\n", "runc"},
+		{"limits and caps", []string{"--memory", "64m", "--pids-limit", "20", "--cap-drop", "ALL", img, "sh", "-c",
+			"cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; grep CapEff /proc/self/status"}, 0, "67108864\n20\nCapEff:\t0000000000000000\n", ""},
+		{"bad flag value", []string{"--network", "bridge", img, "true"}, 2, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{"run", "--state-dir", state, "--runtime-root", rtRoot}

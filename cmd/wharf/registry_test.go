@@ -47,6 +47,9 @@ func TestRegistryCommands(t *testing.T) {
 		{"delete", []string{"delete", remote + ":docker"}, 0, ""},
 		{"deleted", []string{"inspect", remote + ":docker"}, 3, "not found"},
 		{"tags of a layout", []string{"tags", "oci:" + f.dir}, 2, "registry"},
+		{"catalog", []string{"catalog", host}, 0, "cli/img\ncli/other\n"},
+		{"catalog json, pages of 1", []string{"catalog", "--json", "--page-size", "1", "docker://" + host}, 0, `"cli/other"`},
+		{"catalog of a bad host", []string{"catalog", "no such host!"}, 2, "HOST[:PORT]"},
 		{"bad name", []string{"copy", "docker://localhost/Busybox", "oci:" + out + "/c"}, 2, "lower case"},
 		{"layout-only command", []string{"validate", remote + ":v1"}, 1, "layouts and archives only"},
 	}

@@ -76,6 +76,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newValidateCmd(opts))
 	root.AddCommand(newCopyCmd(opts))
 	root.AddCommand(newTagsCmd(opts))
+	root.AddCommand(newCatalogCmd(opts))
 	root.AddCommand(newDeleteCmd(opts))
 	root.AddCommand(newLoginCmd(opts))
 	root.AddCommand(newLogoutCmd(opts))

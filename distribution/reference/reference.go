@@ -119,7 +119,7 @@ func Parse(s string) (Reference, error) {
 		return fail("name is %d bytes, over %d", len(rest), MaxNameLength)
 	}
 	if first, after, ok := strings.Cut(rest, "/"); ok && isDomainLike(first) {
-		if err := validateDomain(first); err != nil {
+		if err := ValidateDomain(first); err != nil {
 			return fail("registry %q: %v", first, err)
 		}
 		r.Domain = first
@@ -233,8 +233,9 @@ func isDomainLike(s string) bool {
 	return strings.ContainsAny(s, ".:") || s == "localhost" || strings.ToLower(s) != s
 }
 
-// validateDomain checks host[:port], host being a DNS name, an IPv4 address or [IPv6].
-func validateDomain(s string) error {
+// ValidateDomain checks a registry host: host[:port], host being a DNS name, an IPv4 address
+// or [IPv6].
+func ValidateDomain(s string) error {
 	host, port := s, ""
 	if strings.HasPrefix(s, "[") {
 		end := strings.IndexByte(s, ']')

@@ -12,6 +12,7 @@ import (
 // newServeCmd is `wharf serve`: an OCI registry (distribution-spec 1.1) on a local store.
 func newServeCmd(opts *globalOptions) *cobra.Command {
 	var addr, root, config, tlsCert, tlsKey string
+	var token server.TokenAuth
 	cmd := &cobra.Command{
 		Use:   "serve [--addr HOST:PORT] [--root DIR] [--config FILE] [--tls-cert FILE --tls-key FILE]",
 		Short: "Run an OCI registry",
@@ -24,7 +25,15 @@ negative never),
 the environment (WHARF_REGISTRY_ADDR, WHARF_REGISTRY_ROOT, WHARF_REGISTRY_LOG_LEVEL,
 WHARF_REGISTRY_LOG_FORMAT, WHARF_REGISTRY_TLS_CERT, WHARF_REGISTRY_TLS_KEY) and the flags.
 With a certificate and its key it serves HTTPS (TLS 1.2+), else plain HTTP. Access logs go to
-stderr. SIGTERM or SIGINT stops accepting connections and lets requests in flight finish.`,
+stderr. SIGTERM or SIGINT stops accepting connections and lets requests in flight finish.
+
+Without authorization anyone who reaches the registry may read and write it. With the --auth-token
+flags (or the config's "auth": {"token": {"realm", "service", "issuer", "rootcertbundle"}}, as
+distribution's) every request needs a bearer token from the token service at the realm (docker's
+token protocol: docker_auth, Harbor's, GitLab's…): a JWT signed by a key whose certificate is in
+the root bundle, issued by the issuer for the service, granting pull, push or delete on the
+repository (registry:catalog:* for the catalog). Cross-repository mounts then need pull on the
+source repository, and anonymous mounts are off.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := server.LoadConfig(config)
@@ -43,6 +52,23 @@ stderr. SIGTERM or SIGINT stops accepting connections and lets requests in fligh
 			if cmd.Flags().Changed("tls-key") {
 				cfg.TLSKey = tlsKey
 			}
+			for flag, dst := range map[string]func(*server.TokenAuth) *string{
+				"auth-token-realm":          func(t *server.TokenAuth) *string { return &t.Realm },
+				"auth-token-service":        func(t *server.TokenAuth) *string { return &t.Service },
+				"auth-token-issuer":         func(t *server.TokenAuth) *string { return &t.Issuer },
+				"auth-token-rootcertbundle": func(t *server.TokenAuth) *string { return &t.RootCertBundle },
+			} {
+				if !cmd.Flags().Changed(flag) {
+					continue
+				}
+				if cfg.Auth == nil {
+					cfg.Auth = &server.AuthConfig{}
+				}
+				if cfg.Auth.Token == nil {
+					cfg.Auth.Token = &server.TokenAuth{}
+				}
+				*dst(cfg.Auth.Token) = *dst(&token)
+			}
 			if opts.Debug {
 				cfg.LogLevel = "debug"
 			} else if opts.Quiet && cfg.LogLevel == "" {
@@ -60,6 +86,10 @@ stderr. SIGTERM or SIGINT stops accepting connections and lets requests in fligh
 	f.StringVar(&config, "config", "", "JSON configuration file")
 	f.StringVar(&tlsCert, "tls-cert", "", "PEM certificate (chain): serve HTTPS (with --tls-key)")
 	f.StringVar(&tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	f.StringVar(&token.Realm, "auth-token-realm", "", "require bearer tokens from the token service at this URL")
+	f.StringVar(&token.Service, "auth-token-service", "", "this registry's name, the tokens' audience")
+	f.StringVar(&token.Issuer, "auth-token-issuer", "", "the tokens' issuer")
+	f.StringVar(&token.RootCertBundle, "auth-token-rootcertbundle", "", "PEM certificates of the keys that sign tokens")
 	cmd.AddCommand(newServeGCCmd(opts))
 	return cmd
 }
@@ -92,6 +122,7 @@ removed when a kept manifest cannot be read.`,
 				return fmt.Errorf("open registry root: %w", err)
 			}
 			cfg.LogLevel = "error"
+			cfg.Auth = nil // offline: nobody to authorize
 			g, err := server.New(cfg)
 			if err != nil {
 				return err

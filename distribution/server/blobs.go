@@ -234,6 +234,8 @@ func (g *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt route)
 		case from != "" && reference.ValidateRepository(from) != nil:
 			errcode.Write(w, errcode.NameInvalid.Errorf("invalid repository name %q in from", from))
 			return
+		case from != "" && !g.mayPull(r, from):
+			err = errdef.ErrNotFound // not readable by this client: a new upload, as distribution
 		case from != "":
 			err = g.linkBlob(rt.name, d, g.blobLink(from, d))
 		case g.anonyMnt:

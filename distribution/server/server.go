@@ -53,8 +53,16 @@ type Config struct {
 	// removes it (default 168h, as distribution's upload purging; negative: never). Serve
 	// purges at start and then every UploadMaxAge/2, at most every 24h.
 	UploadMaxAge Duration `json:"uploadMaxAge,omitempty"`
+	// Auth, when set, requires a bearer token from a token service on every request (see
+	// TokenAuth); without it the registry is open to anyone who can reach it.
+	Auth *AuthConfig `json:"auth,omitempty"`
 	// Logger, when set, receives the logs instead of a handler built from LogLevel and LogFormat.
 	Logger *slog.Logger `json:"-"`
+}
+
+// AuthConfig chooses how requests are authorized (as distribution's auth section).
+type AuthConfig struct {
+	Token *TokenAuth `json:"token,omitempty"`
 }
 
 // Duration is a time.Duration written as a string ("10s") in the config file.
@@ -113,12 +121,23 @@ type Registry struct {
 	lock     *os.File
 	anonyMnt bool
 	uploads  parkedUploads
+	auth     *tokenAuth // nil: no authorization
 }
 
 // New opens the storage under cfg.Root and returns the registry handler. Close releases it.
 func New(cfg Config) (*Registry, error) {
 	if cfg.Root == "" {
 		cfg.Root = DefaultRoot
+	}
+	var auth *tokenAuth
+	if cfg.Auth != nil {
+		if cfg.Auth.Token == nil {
+			return nil, fmt.Errorf("auth: %w: only token authorization is supported", errdef.ErrInvalidArgument)
+		}
+		var err error
+		if auth, err = loadTokenAuth(cfg.Auth.Token); err != nil {
+			return nil, err
+		}
 	}
 	root, err := filepath.Abs(cfg.Root)
 	if err != nil {
@@ -146,7 +165,9 @@ func New(cfg Config) (*Registry, error) {
 		lock.Close()
 		return nil, err
 	}
-	g := &Registry{cfg: cfg, root: root, repos: filepath.Join(root, "repositories"), store: store, lock: lock, anonyMnt: !cfg.NoAnonymousMount}
+	// with authorization, a mount needs a source the client may read: never anonymous
+	g := &Registry{cfg: cfg, root: root, repos: filepath.Join(root, "repositories"), store: store, lock: lock,
+		anonyMnt: !cfg.NoAnonymousMount && auth == nil, auth: auth}
 	if cfg.Logger != nil {
 		g.log = cfg.Logger
 	} else {
@@ -281,6 +302,13 @@ func (g *Registry) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if rt.kind != routeBase && rt.kind != routeCatalog && reference.ValidateRepository(rt.name) != nil {
 		errcode.Write(w, errcode.NameInvalid.Errorf("invalid repository name %q", rt.name))
 		return
+	}
+	if g.auth != nil {
+		ar, ok := g.authorize(w, r, rt)
+		if !ok {
+			return
+		}
+		r = ar
 	}
 	switch rt.kind {
 	case routeBase:

@@ -14,7 +14,18 @@ import (
 // when the test ends, and returns its host:port.
 func Start(t testing.TB) string {
 	t.Helper()
-	reg, err := server.New(server.Config{Root: t.TempDir(), LogLevel: "error"})
+	return start(t, nil)
+}
+
+// StartWithAuth serves a registry that requires tokens from ts (see Start).
+func StartWithAuth(t testing.TB, ts *TokenService) string {
+	t.Helper()
+	return start(t, ts.Config())
+}
+
+func start(t testing.TB, auth *server.AuthConfig) string {
+	t.Helper()
+	reg, err := server.New(server.Config{Root: t.TempDir(), LogLevel: "error", Auth: auth})
 	if err != nil {
 		t.Fatal(err)
 	}

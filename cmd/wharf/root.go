@@ -75,6 +75,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newInspectCmd(opts))
 	root.AddCommand(newValidateCmd(opts))
 	root.AddCommand(newCopyCmd(opts))
+	root.AddCommand(newSyncCmd(opts))
 	root.AddCommand(newTagsCmd(opts))
 	root.AddCommand(newCatalogCmd(opts))
 	root.AddCommand(newDeleteCmd(opts))

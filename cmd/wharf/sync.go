@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	imagecopy "github.com/wharfoci/wharf/image/copy"
+	"github.com/wharfoci/wharf/internal/imageref"
+)
+
+// syncResult is one tag `wharf sync --json` reports.
+type syncResult struct {
+	Tag    string `json:"tag"`
+	Digest string `json:"digest"`
+	Copied int    `json:"copied"`
+	Bytes  int64  `json:"bytes"`
+}
+
+func newSyncCmd(opts *globalOptions) *cobra.Command {
+	var all, referrers, dryRun bool
+	var concurrency int
+	cmd := &cobra.Command{
+		Use:   "sync SRC DST",
+		Short: "Copy every tag of a repository or layout to another (a mirror)",
+		Long: `Copy every tag of SRC — a registry repository (docker://HOST/REPO), a layout or an archive —
+to DST, a repository, layout or archive, under the same tags, as skopeo sync does: each tag is a
+"wharf copy" (verified, blobs DST holds skipped, the tag written last), in tag order, stopping
+at the first failure. SRC with a tag syncs that tag only. --dry-run lists what would be copied.`,
+		Example: `  wharf sync docker://registry.example/app docker://localhost:5000/mirror/app
+  wharf sync --all docker://localhost:5000/app oci:./backup
+  wharf sync oci:./images docker://localhost:5000/images`,
+		Args: exactArgs(2),
+	}
+	platform := platformFlag(cmd, "copy this platform's manifest of each index (os/arch[/variant]; default: this machine's)")
+	f := cmd.Flags()
+	f.BoolVarP(&all, "all", "a", false, "copy every platform of each index")
+	f.BoolVar(&referrers, "referrers", false, "also copy the manifests whose subject is a copied manifest")
+	f.BoolVar(&dryRun, "dry-run", false, "list the tags that would be copied, copy nothing")
+	f.IntVar(&concurrency, "jobs", imagecopy.DefaultConcurrency, "blobs copied at once")
+	rf := addRegistryFlags(cmd, true)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		p, err := platform()
+		if err != nil {
+			return err
+		}
+		if all && p != nil {
+			return usageErrorf("--all and --platform exclude each other: copy every platform, or one")
+		}
+		if concurrency < 1 {
+			return usageErrorf("--jobs %d: must be at least 1", concurrency)
+		}
+		srcRef, err := parseImage(args[0])
+		if err != nil {
+			return err
+		}
+		dstRef, err := parseImage(args[1])
+		if err != nil {
+			return err
+		}
+		// docker:// names get "latest" when they have no tag: only a tag written counts
+		if !explicitTag(args[0], srcRef) {
+			srcRef.Tag = ""
+		}
+		if srcRef.Digest != "" || dstRef.Digest != "" || explicitTag(args[1], dstRef) {
+			return usageErrorf("sync names a repository or a layout: SRC may have a tag, DST neither tag nor digest")
+		}
+		dstRef.Tag = ""
+		src, err := openAny(ctx, srcRef, false, rf)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		tags, err := syncTags(ctx, src)
+		if err != nil {
+			return err
+		}
+		if len(tags) == 0 {
+			return fmt.Errorf("sync %s: no tags to copy", srcRef)
+		}
+		if dryRun {
+			for _, t := range tags {
+				fmt.Fprintf(cmd.OutOrStdout(), "would copy %s to %s\n", withTag(srcRef, t), withTag(dstRef, t))
+			}
+			return nil
+		}
+		dst, err := openAny(ctx, dstRef, true, rf)
+		if err != nil {
+			return err
+		}
+		defer dst.Close()
+		var results []syncResult
+		for _, tag := range tags {
+			from := withTag(srcRef, tag)
+			root, err := src.Target().Resolve(ctx, tag)
+			if err != nil {
+				return fmt.Errorf("sync %s: %w", from, err)
+			}
+			pr := newCopyProgress(pickProgressMode(opts, cmd.ErrOrStderr()), cmd.ErrOrStderr())
+			o := imagecopy.Options{Concurrency: concurrency, Platform: p, AllPlatforms: all, Referrers: referrers, Progress: pr.report}
+			mountFrom(src, dst, &o)
+			pr.expectGraph(ctx, src.Target(), root, p, all)
+			d, err := imagecopy.Copy(ctx, src.Target(), root.Digest.String(), dst.Target(), tag, o)
+			pr.close()
+			if err != nil {
+				return fmt.Errorf("sync %s to %s: %w", from, withTag(dstRef, tag), err)
+			}
+			results = append(results, syncResult{Tag: tag, Digest: d.Digest.String(), Copied: pr.copied, Bytes: pr.bytes})
+			opts.infof(cmd, "synced %s to %s: %s (%d blobs copied, %s)", from, withTag(dstRef, tag), d.Digest, pr.copied, humanBytes(pr.bytes))
+		}
+		if err := dst.Save(ctx); err != nil {
+			return err
+		}
+		if opts.JSON {
+			return writeJSON(cmd.OutOrStdout(), results)
+		}
+		opts.infof(cmd, "synced %d tag%s from %s to %s", len(tags), plural(len(tags)), srcRef, dstRef)
+		return nil
+	}
+	return cmd
+}
+
+// syncTags lists the tags to sync: the one SRC names, or all of its repository or layout.
+func syncTags(ctx context.Context, h *imageref.Handle) ([]string, error) {
+	if h.Ref.Tag != "" {
+		return []string{h.Ref.Tag}, nil
+	}
+	if h.Repo != nil {
+		tags, err := h.Repo.Tags(ctx, 0)
+		if err != nil {
+			return nil, fmt.Errorf("list tags of %s: %w", h.Ref, err)
+		}
+		slices.Sort(tags)
+		return tags, nil
+	}
+	entries, err := h.Layout.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var tags []string
+	for _, e := range entries {
+		if e.Name != "" && !slices.Contains(tags, e.Name) {
+			tags = append(tags, e.Name)
+		}
+	}
+	slices.Sort(tags)
+	return tags, nil
+}
+
+// explicitTag reports whether arg, parsed as r, names a tag itself (docker's default "latest"
+// is not one).
+func explicitTag(arg string, r imageref.Reference) bool {
+	if r.Tag == "" || r.Transport != imageref.Docker {
+		return r.Tag != ""
+	}
+	last := arg[strings.LastIndexByte(arg, '/')+1:]
+	return strings.Contains(last, ":")
+}
+
+// withTag is r named with tag.
+func withTag(r imageref.Reference, tag string) imageref.Reference {
+	r.Tag, r.Digest = tag, ""
+	return r
+}

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -9,10 +8,6 @@ import (
 	"testing"
 	"time"
 
-	digest "github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-
-	"github.com/wharfoci/wharf/distribution/client"
 	"github.com/wharfoci/wharf/distribution/server"
 	"github.com/wharfoci/wharf/distribution/server/servertest"
 )
@@ -93,59 +88,6 @@ func TestTokenAuthChecks(t *testing.T) {
 	// an audience list holding the service is fine
 	if resp := do(t, "GET", tags, ts.Sign(map[string]any{"access": pull, "aud": []string{"x", "wharf-test-registry"}}, nil), nil); resp.StatusCode != 404 {
 		t.Fatalf("audience list: %d", resp.StatusCode)
-	}
-}
-
-// The client's Bearer flow against the token service: alice pushes and lists, bob may only
-// pull, a wrong password is refused, and a mount from a repository the pusher may not read
-// stores nothing (a new upload instead).
-func TestTokenAuthWithClient(t *testing.T) {
-	ts := servertest.StartTokenService(t, tokenUsers())
-	host := servertest.StartWithAuth(t, ts)
-	ctx := context.Background()
-	as := func(user, pass string) *client.Client {
-		c, err := client.New(client.Options{Credentials: func(string) (client.Credential, error) {
-			return client.Credential{Username: user, Password: pass}, nil
-		}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	repo := func(c *client.Client, name string) *client.Repository {
-		r, err := c.Repository(host, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	blob := []byte("layer bytes")
-	d := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: digest.FromBytes(blob), Size: int64(len(blob))}
-	alice := as("alice", "s3cret")
-	if err := repo(alice, "team/app").Push(ctx, d, strings.NewReader(string(blob))); err != nil {
-		t.Fatalf("alice pushes: %v", err)
-	}
-	if ok, err := repo(as("bob", "hunter2"), "team/app").Exists(ctx, d); err != nil || !ok {
-		t.Fatalf("bob reads: %v %v", ok, err)
-	}
-	if err := repo(as("bob", "hunter2"), "team/app").Push(ctx, d, strings.NewReader(string(blob))); err == nil {
-		t.Fatal("bob pushed")
-	}
-	if _, err := repo(as("alice", "wrong"), "team/app").Exists(ctx, d); err == nil {
-		t.Fatal("a wrong password read")
-	}
-	repos, err := alice.Catalog(ctx, host, 0)
-	if err != nil || strings.Join(repos, ",") != "team/app" {
-		t.Fatalf("catalog: %v %v", repos, err)
-	}
-	// bob may not read team/secret: his mount from it must not link the blob
-	tok := ts.Sign(map[string]any{"access": []servertest.Access{{Type: "repository", Name: "bob/own", Actions: []string{"pull", "push"}}}}, nil)
-	resp := do(t, "POST", "http://"+host+"/v2/bob/own/blobs/uploads/?mount="+d.Digest.String()+"&from=team/app", tok, nil)
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("mount from an unreadable repository: %d, want 202 (a new upload)", resp.StatusCode)
-	}
-	if resp := do(t, "HEAD", "http://"+host+"/v2/bob/own/blobs/"+d.Digest.String(), tok, nil); resp.StatusCode != 404 {
-		t.Fatalf("the unreadable blob was mounted: %d", resp.StatusCode)
 	}
 }
 

@@ -157,7 +157,10 @@ func (a *tokenAuth) verify(token string) ([]access, error) {
 		return nil, fmt.Errorf("token is not for %q", a.Service)
 	}
 	now := a.now()
-	if c.Expires == nil || now.After(time.Unix(*c.Expires, 0).Add(leeway)) {
+	if c.Expires == nil {
+		return nil, errors.New("token has no expiry (exp)")
+	}
+	if now.After(time.Unix(*c.Expires, 0).Add(leeway)) {
 		return nil, errors.New("token expired")
 	}
 	if c.NotBefore != nil && now.Add(leeway).Before(time.Unix(*c.NotBefore, 0)) {

@@ -71,6 +71,7 @@ func TestTokenAuthChecks(t *testing.T) {
 	exp := time.Now().Add(-10 * time.Minute).Unix()
 	for name, tok := range map[string]string{
 		"expired":        ts.Sign(map[string]any{"access": pull, "exp": exp}, nil),
+		"no expiry":      ts.Sign(map[string]any{"access": pull, "exp": nil}, nil),
 		"not yet valid":  ts.Sign(map[string]any{"access": pull, "nbf": time.Now().Add(time.Hour).Unix()}, nil),
 		"other issuer":   ts.Sign(map[string]any{"access": pull, "iss": "someone"}, nil),
 		"other audience": ts.Sign(map[string]any{"access": pull, "aud": []string{"other-registry"}}, nil),

@@ -7,7 +7,9 @@ package artifact
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -282,7 +284,9 @@ func pullOne(ctx context.Context, f content.Fetcher, root *rootfs.Root, p Pulled
 	if err := unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		return fmt.Errorf("write %s: %w: a directory is there", p.Path, errdef.ErrAlreadyExists)
 	}
-	tmp := "." + base + ".wharf-pull"
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := "." + base + ".wharf-pull-" + hex.EncodeToString(rnd[:])
 	fd, err := unix.Openat(dfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", p.Path, err)

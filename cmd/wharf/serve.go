@@ -11,7 +11,7 @@ import (
 
 // newServeCmd is `wharf serve`: an OCI registry (distribution-spec 1.1) on a local store.
 func newServeCmd(opts *globalOptions) *cobra.Command {
-	var addr, root, config, tlsCert, tlsKey string
+	var addr, root, config, tlsCert, tlsKey, metricsAddr string
 	var token server.TokenAuth
 	cmd := &cobra.Command{
 		Use:   "serve [--addr HOST:PORT] [--root DIR] [--config FILE] [--tls-cert FILE --tls-key FILE]",
@@ -20,10 +20,13 @@ func newServeCmd(opts *globalOptions) *cobra.Command {
 
 Settings come from, in increasing priority: the defaults (` + server.DefaultAddr + `, ./` + server.DefaultRoot + `),
 the JSON --config file (keys addr, root, logLevel, logFormat, noAnonymousMount, shutdownTimeout,
-tlsCertificate, tlsKey, uploadMaxAge: upload sessions idle that long are removed, default 168h,
-negative never),
+tlsCertificate, tlsKey, metricsAddr, auth, uploadMaxAge: upload sessions idle that long are
+removed, default 168h, negative never),
 the environment (WHARF_REGISTRY_ADDR, WHARF_REGISTRY_ROOT, WHARF_REGISTRY_LOG_LEVEL,
-WHARF_REGISTRY_LOG_FORMAT, WHARF_REGISTRY_TLS_CERT, WHARF_REGISTRY_TLS_KEY) and the flags.
+WHARF_REGISTRY_LOG_FORMAT, WHARF_REGISTRY_TLS_CERT, WHARF_REGISTRY_TLS_KEY,
+WHARF_REGISTRY_METRICS_ADDR) and the flags. With --metrics-addr, Prometheus metrics (requests
+by route, method and status, latency, bytes in and out, Go and process figures) are served at
+/metrics on that address, apart from the registry's.
 With a certificate and its key it serves HTTPS (TLS 1.2+), else plain HTTP. Access logs go to
 stderr. SIGTERM or SIGINT stops accepting connections and lets requests in flight finish.
 
@@ -51,6 +54,9 @@ source repository, and anonymous mounts are off.`,
 			}
 			if cmd.Flags().Changed("tls-key") {
 				cfg.TLSKey = tlsKey
+			}
+			if cmd.Flags().Changed("metrics-addr") {
+				cfg.MetricsAddr = metricsAddr
 			}
 			for flag, dst := range map[string]func(*server.TokenAuth) *string{
 				"auth-token-realm":          func(t *server.TokenAuth) *string { return &t.Realm },
@@ -86,6 +92,7 @@ source repository, and anonymous mounts are off.`,
 	f.StringVar(&config, "config", "", "JSON configuration file")
 	f.StringVar(&tlsCert, "tls-cert", "", "PEM certificate (chain): serve HTTPS (with --tls-key)")
 	f.StringVar(&tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (a listener of its own)")
 	f.StringVar(&token.Realm, "auth-token-realm", "", "require bearer tokens from the token service at this URL")
 	f.StringVar(&token.Service, "auth-token-service", "", "this registry's name, the tokens' audience")
 	f.StringVar(&token.Issuer, "auth-token-issuer", "", "the tokens' issuer")

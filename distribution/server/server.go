@@ -53,6 +53,9 @@ type Config struct {
 	// removes it (default 168h, as distribution's upload purging; negative: never). Serve
 	// purges at start and then every UploadMaxAge/2, at most every 24h.
 	UploadMaxAge Duration `json:"uploadMaxAge,omitempty"`
+	// MetricsAddr, when set, is where Serve answers GET /metrics (Prometheus text format) on a
+	// listener of its own, as distribution's debug address.
+	MetricsAddr string `json:"metricsAddr,omitempty"`
 	// Auth, when set, requires a bearer token from a token service on every request (see
 	// TokenAuth); without it the registry is open to anyone who can reach it.
 	Auth *AuthConfig `json:"auth,omitempty"`
@@ -82,7 +85,7 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 
 // LoadConfig reads a JSON config file (none when file is ""), then applies the environment:
 // WHARF_REGISTRY_ADDR, WHARF_REGISTRY_ROOT, WHARF_REGISTRY_LOG_LEVEL, WHARF_REGISTRY_LOG_FORMAT,
-// WHARF_REGISTRY_TLS_CERT, WHARF_REGISTRY_TLS_KEY.
+// WHARF_REGISTRY_TLS_CERT, WHARF_REGISTRY_TLS_KEY, WHARF_REGISTRY_METRICS_ADDR.
 // Command-line flags are applied by the caller after it.
 func LoadConfig(file string) (Config, error) {
 	var c Config
@@ -101,6 +104,7 @@ func LoadConfig(file string) (Config, error) {
 		"WHARF_REGISTRY_ADDR": &c.Addr, "WHARF_REGISTRY_ROOT": &c.Root,
 		"WHARF_REGISTRY_LOG_LEVEL": &c.LogLevel, "WHARF_REGISTRY_LOG_FORMAT": &c.LogFormat,
 		"WHARF_REGISTRY_TLS_CERT": &c.TLSCert, "WHARF_REGISTRY_TLS_KEY": &c.TLSKey,
+		"WHARF_REGISTRY_METRICS_ADDR": &c.MetricsAddr,
 	} {
 		if v := os.Getenv(env); v != "" {
 			*dst = v
@@ -122,6 +126,7 @@ type Registry struct {
 	anonyMnt bool
 	uploads  parkedUploads
 	auth     *tokenAuth // nil: no authorization
+	metrics  *metrics
 }
 
 // New opens the storage under cfg.Root and returns the registry handler. Close releases it.
@@ -168,6 +173,7 @@ func New(cfg Config) (*Registry, error) {
 	// with authorization, a mount needs a source the client may read: never anonymous
 	g := &Registry{cfg: cfg, root: root, repos: filepath.Join(root, "repositories"), store: store, lock: lock,
 		anonyMnt: !cfg.NoAnonymousMount && auth == nil, auth: auth}
+	g.metrics = newMetrics(g)
 	if cfg.Logger != nil {
 		g.log = cfg.Logger
 	} else {
@@ -230,8 +236,25 @@ func Serve(ctx context.Context, cfg Config, ready func(addr net.Addr)) error {
 	if ready != nil {
 		ready(ln.Addr())
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("listen on %s (metrics): %w", cfg.MetricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", g.MetricsHandler())
+		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
+		defer msrv.Close()
+		g.log.Info("metrics listening", "addr", mln.Addr().String())
+		go func() {
+			if err := msrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("metrics: %w", err)
+			}
+		}()
+	}
 	go g.purgeUploads(ctx, time.Duration(cfg.UploadMaxAge))
 	select {
 	case err := <-errc:
@@ -284,6 +307,12 @@ func (g *Registry) purgeUploads(ctx context.Context, maxAge time.Duration) {
 func (g *Registry) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	w := &statusWriter{ResponseWriter: rw}
+	rt := parseRoute(r.URL.Path)
+	body := &countingBody{ReadCloser: r.Body}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = body
+	}
+	g.metrics.inFlight.Inc()
 	defer func() {
 		if p := recover(); p != nil {
 			g.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p))
@@ -291,10 +320,11 @@ func (g *Registry) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 				errcode.Write(w, errcode.Unknown.New("internal error"))
 			}
 		}
+		g.metrics.inFlight.Dec()
+		g.metrics.observe(rt.kind, r.Method, w.status, body.n.Load(), w.bytes, time.Since(start))
 		g.accessLog(r, w, start)
 	}()
 	w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
-	rt := parseRoute(r.URL.Path)
 	if rt.kind == routeNone {
 		errcode.Write(w, &errcode.Error{Code: errcode.NameUnknown, Message: "no such endpoint: " + r.URL.Path, Status: http.StatusNotFound})
 		return

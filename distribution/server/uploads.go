@@ -26,6 +26,13 @@ type parkedUploads struct {
 	by  map[string]*list.Element
 }
 
+// len is how many writers are parked.
+func (p *parkedUploads) len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lru.Len()
+}
+
 type parked struct {
 	ref string
 	w   content.Writer

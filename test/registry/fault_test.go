@@ -400,3 +400,26 @@ func TestMalformedRequests(t *testing.T) {
 		t.Fatalf("server log has a panic:\n%s", tail(r.log.String()))
 	}
 }
+
+// `wharf serve --metrics-addr` answers Prometheus scrapes on its own listener, counting what
+// the registry answered.
+func TestMetricsEndpoint(t *testing.T) {
+	maddr := freeAddr(t)
+	r := startRegistry(t, "", "--metrics-addr", maddr)
+	for i := 0; i < 3; i++ {
+		resp, err := http.Get(r.URL + "/v2/nope/manifests/latest")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	resp, err := http.Get("http://" + maddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `wharf_registry_http_requests_total{code="404",method="GET",route="manifest"} 3`) {
+		t.Fatalf("metrics: %d\n%s", resp.StatusCode, b)
+	}
+}

@@ -24,6 +24,7 @@ type registry struct {
 	cmd  *exec.Cmd
 	log  *bytes.Buffer
 	URL  string
+	extra []string // more `wharf serve` arguments
 }
 
 func freeAddr(t *testing.T) string {
@@ -36,13 +37,14 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// startRegistry starts a server on root (a fresh directory when root is "").
-func startRegistry(t *testing.T, root string) *registry {
+// startRegistry starts a server on root (a fresh directory when root is ""), with the extra
+// `wharf serve` arguments.
+func startRegistry(t *testing.T, root string, extra ...string) *registry {
 	t.Helper()
 	if root == "" {
 		root = t.TempDir()
 	}
-	r := &registry{t: t, addr: freeAddr(t), root: root, log: &bytes.Buffer{}}
+	r := &registry{t: t, addr: freeAddr(t), root: root, log: &bytes.Buffer{}, extra: extra}
 	r.URL = "http://" + r.addr
 	r.start()
 	t.Cleanup(r.stop)
@@ -51,7 +53,7 @@ func startRegistry(t *testing.T, root string) *registry {
 
 func (r *registry) start() {
 	r.t.Helper()
-	r.cmd = exec.Command(testutil.Bin(r.t, "wharf"), "serve", "--addr", r.addr, "--root", r.root)
+	r.cmd = exec.Command(testutil.Bin(r.t, "wharf"), append([]string{"serve", "--addr", r.addr, "--root", r.root}, r.extra...)...)
 	r.cmd.Stdout = r.log
 	r.cmd.Stderr = r.log
 	if err := r.cmd.Start(); err != nil {

@@ -132,7 +132,7 @@ func (a *tokenAuth) verify(token string) ([]access, error) {
 	if err != nil {
 		return nil, err
 	}
-	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	sig, err := base64.RawURLEncoding.Strict().DecodeString(parts[2])
 	if err != nil {
 		return nil, errors.New("token signature: not base64url")
 	}
@@ -170,7 +170,7 @@ func (a *tokenAuth) verify(token string) ([]access, error) {
 }
 
 func decodeSegment(s string, v any) error {
-	b, err := base64.RawURLEncoding.DecodeString(s)
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err != nil {
 		return errors.New("not base64url")
 	}

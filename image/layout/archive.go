@@ -36,8 +36,9 @@ type ArchiveOptions struct {
 // Close removes the temporary directory; changes not saved are lost.
 type Archive struct {
 	*Layout
-	path string
-	tmp  string
+	path     string
+	tmp      string
+	readOnly bool // a docker-archive: imported, never written back
 }
 
 // Path returns the archive file's path.
@@ -90,6 +91,9 @@ func OpenArchive(ctx context.Context, file string, opts ArchiveOptions) (*Archiv
 // Save writes the layout back to the archive file, atomically (a temporary file next to it,
 // fsync, rename).
 func (a *Archive) Save(ctx context.Context) error {
+	if a.readOnly {
+		return fmt.Errorf("save %s: %w: docker-archive is read-only here (write an oci-archive)", a.path, errdef.ErrUnsupported)
+	}
 	dir := filepath.Dir(a.path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(a.path)+".tmp-*")
 	if err != nil {

@@ -23,6 +23,9 @@ const (
 	// Docker is a registry repository: docker://[HOST[:PORT]/]REPO[:TAG|@DIGEST], normalised as
 	// docker does (busybox is docker.io/library/busybox:latest).
 	Docker Transport = "docker"
+	// DockerArchive is what docker save and podman save write, read-only:
+	// docker-archive:FILE[:NAME[:TAG]|@DIGEST], NAME normalised as docker does.
+	DockerArchive Transport = "docker-archive"
 )
 
 // Reference is a parsed image name. At most one of Tag and Digest is set; when both are empty
@@ -52,6 +55,7 @@ var transports = []transport{
 	{name: OCI, parse: func(d string) (Reference, error) { return parseLayout(OCI, d) }},
 	{name: OCIArchive, parse: func(d string) (Reference, error) { return parseLayout(OCIArchive, d) }},
 	{name: Docker, parse: parseDocker},
+	{name: DockerArchive, parse: parseDockerArchive},
 }
 
 // Transports lists the transports Parse accepts, for help texts and error messages.
@@ -136,6 +140,39 @@ func parseDocker(details string) (Reference, error) {
 		r.Tag = ""
 	}
 	return r, nil
+}
+
+// parseDockerArchive parses FILE[:NAME[:TAG]|@DIGEST]: the path ends at the first ':', and the
+// rest is a docker reference, normalised (busybox → docker.io/library/busybox:latest), which is
+// how OpenDockerArchive names the archive's RepoTags.
+func parseDockerArchive(details string) (Reference, error) {
+	file, name, hasName := strings.Cut(details, ":")
+	if !hasName || strings.Contains(file, "@") {
+		return parseLayout(DockerArchive, details)
+	}
+	r, err := parseLayout(DockerArchive, file)
+	if err != nil {
+		return r, err
+	}
+	if name != "" {
+		if r.Tag, err = NormalizeRepoTag(name); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+// NormalizeRepoTag is the docker-archive name of a RepoTag: the normalised docker reference
+// (docker.io/library/busybox:latest for busybox).
+func NormalizeRepoTag(s string) (string, error) {
+	n, err := reference.ParseNormalized(s)
+	if err != nil {
+		return "", err
+	}
+	if n.Digest != "" {
+		return "", fmt.Errorf("%w: %q: a docker-archive names images by NAME[:TAG]", errdef.ErrInvalidArgument, s)
+	}
+	return n.String(), nil
 }
 
 func isAlgorithm(s string) bool {

@@ -95,6 +95,15 @@ func Open(ctx context.Context, r Reference, opts OpenOptions) (*Handle, error) {
 			return nil, err
 		}
 		h.archive, h.Layout = a, a.Layout
+	case DockerArchive:
+		if opts.Create {
+			return nil, fmt.Errorf("open %s: %w: docker-archive is read here, not written (write an oci-archive: podman and docker load it)", r, errdef.ErrUnsupported)
+		}
+		a, err := layout.OpenDockerArchive(ctx, r.Path, opts.TempDir, NormalizeRepoTag)
+		if err != nil {
+			return nil, err
+		}
+		h.archive, h.Layout = a, a.Layout
 	case Docker:
 		if opts.Registry == nil {
 			return nil, fmt.Errorf("open %s: %w: this command works on layouts and archives only (copy the image into one first)", r, errdef.ErrUnsupported)

@@ -228,3 +228,40 @@ func TestWharfEditsPeerLayout(t *testing.T) {
 	run(t, "umoci", "stat", "--image", dir+":v2")
 	run(t, w, "validate", "oci:"+dir)
 }
+
+// TestReadDockerArchive: the docker-archive skopeo writes (containers/image's, what podman save
+// writes) is read by wharf: inspected as skopeo inspects it, copied to a layout that validates
+// with the source's config and layers, unpacked to the source's tree, and run.
+func TestReadDockerArchive(t *testing.T) {
+	w := testutil.Bin(t, "wharf")
+	testutil.Need(t, "skopeo")
+	src := "oci:" + testutil.Image(t, "busybox") + ":latest"
+	dir := t.TempDir()
+	arch := filepath.Join(dir, "busybox.tar")
+	run(t, "skopeo", "copy", "-q", src, "docker-archive:"+arch+":example.com/tools/busybox:v1")
+	img := "docker-archive:" + arch + ":example.com/tools/busybox:v1"
+	got, want := inspectSummary(t, w, img), inspectSummary(t, "skopeo", img)
+	want.Digest, got.Digest = "", "" // the manifest is made up by each reader
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("wharf inspect disagrees with skopeo inspect:\nwharf:  %+v\nskopeo: %+v", got, want)
+	}
+	if a, b := run(t, w, "inspect", "--config", "--raw", img), run(t, w, "inspect", "--config", "--raw", src); a != b {
+		t.Errorf("the archive's config differs from the source's:\n%s\n%s", a, b)
+	}
+	out := "oci:" + filepath.Join(dir, "out") + ":v1"
+	run(t, w, "copy", "-q", "--format", "oci", "docker-archive:"+arch, out) // the only image
+	run(t, w, "validate", out)
+	for _, name := range []string{"a", "b"} {
+		ref := map[string]string{"a": img, "b": src}[name]
+		run(t, w, "unpack", "-q", ref, filepath.Join(dir, name))
+	}
+	if a, b := run(t, "sh", "-c", "cd "+dir+"/a/rootfs && find . | sort | xargs ls -ld --time-style=+%s"), run(t, "sh", "-c", "cd "+dir+"/b/rootfs && find . | sort | xargs ls -ld --time-style=+%s"); a != b {
+		t.Errorf("unpacked trees differ:\n%s\n%s", a, b)
+	}
+	if o := run(t, w, "run", "--state-dir", t.TempDir(), img, "echo", "from a docker-archive"); o != "from a docker-archive\n" {
+		t.Errorf("run: %q", o)
+	}
+	if o, err := exec.Command(w, "copy", src, "docker-archive:"+filepath.Join(dir, "x.tar")).CombinedOutput(); err == nil || !strings.Contains(string(o), "oci-archive") {
+		t.Errorf("writing a docker-archive: %v %s", err, o)
+	}
+}

@@ -18,12 +18,12 @@ import (
 
 // registry is one running server process.
 type registry struct {
-	t    *testing.T
-	addr string
-	root string
-	cmd  *exec.Cmd
-	log  *bytes.Buffer
-	URL  string
+	t     *testing.T
+	addr  string
+	root  string
+	cmd   *exec.Cmd
+	log   *bytes.Buffer
+	URL   string
 	extra []string // more `wharf serve` arguments
 }
 

@@ -21,8 +21,6 @@ type copyOutput struct {
 }
 
 func newCopyCmd(opts *globalOptions) *cobra.Command {
-	var all, referrers bool
-	var concurrency int
 	cmd := &cobra.Command{
 		Use:     "copy SRC DST",
 		Aliases: []string{"cp"},
@@ -50,26 +48,17 @@ object per blob ({"event","mediaType","digest","size"}). --quiet prints none.`,
   wharf copy --format v2s2 oci:./busybox:latest docker://localhost:5000/busybox:docker`,
 		Args: exactArgs(2),
 	}
-	platform := platformFlag(cmd, "copy this platform's manifest of an index (os/arch[/variant]; default: this machine's)")
-	f := cmd.Flags()
-	f.BoolVarP(&all, "all", "a", false, "copy every platform of an index (the whole graph)")
-	f.BoolVar(&referrers, "referrers", false, "also copy the manifests whose subject is a copied manifest (signatures, SBOMs…)")
-	f.IntVar(&concurrency, "jobs", imagecopy.DefaultConcurrency, "blobs copied at once")
+	cf := addCopyFlags(cmd, "an index")
 	rf := addRegistryFlags(cmd, true)
 	var format string
-	f.StringVar(&format, "format", "", "convert manifests to this format: oci or v2s2 (docker); digests of converted documents change")
+	cmd.Flags().StringVar(&format, "format", "", "convert manifests to this format: oci or v2s2 (docker); digests of converted documents change")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
-		p, err := platform()
+		copyOpts, err := cf.options()
 		if err != nil {
 			return err
 		}
-		if all && p != nil {
-			return usageErrorf("--all and --platform exclude each other: copy every platform, or one")
-		}
-		if concurrency < 1 {
-			return usageErrorf("--jobs %d: must be at least 1", concurrency)
-		}
+		p, all := copyOpts.Platform, copyOpts.AllPlatforms
 		dstRef, err := parseImage(args[1])
 		if err != nil {
 			return err
@@ -100,13 +89,7 @@ object per blob ({"event","mediaType","digest","size"}). --quiet prints none.`,
 
 		pr := newCopyProgress(pickProgressMode(opts, cmd.ErrOrStderr()), cmd.ErrOrStderr())
 		defer pr.close()
-		copyOpts := imagecopy.Options{
-			Concurrency:  concurrency,
-			Platform:     p,
-			AllPlatforms: all,
-			Referrers:    referrers,
-			Progress:     pr.report,
-		}
+		copyOpts.Progress = pr.report
 		mountFrom(src, dst, &copyOpts)
 		var source imagecopy.Source = src.Target()
 		if format != "" {
@@ -147,4 +130,38 @@ object per blob ({"event","mediaType","digest","size"}). --quiet prints none.`,
 		return nil
 	}
 	return cmd
+}
+
+// copyFlags are the flags of the commands that copy images (copy, sync): which platforms,
+// referrers, how many blobs at once.
+type copyFlags struct {
+	platform    func() (*ocispec.Platform, error)
+	all         bool
+	referrers   bool
+	concurrency int
+}
+
+// addCopyFlags adds them; what names what a copy starts from ("an index", "each index").
+func addCopyFlags(cmd *cobra.Command, what string) *copyFlags {
+	cf := &copyFlags{platform: platformFlag(cmd, "copy this platform's manifest of "+what+" (os/arch[/variant]; default: this machine's)")}
+	f := cmd.Flags()
+	f.BoolVarP(&cf.all, "all", "a", false, "copy every platform of "+what+" (the whole graph)")
+	f.BoolVar(&cf.referrers, "referrers", false, "also copy the manifests whose subject is a copied manifest (signatures, SBOMs…)")
+	f.IntVar(&cf.concurrency, "jobs", imagecopy.DefaultConcurrency, "blobs copied at once")
+	return cf
+}
+
+// options checks the flags and returns the copy options they make (no progress yet).
+func (cf *copyFlags) options() (imagecopy.Options, error) {
+	p, err := cf.platform()
+	if err != nil {
+		return imagecopy.Options{}, err
+	}
+	if cf.all && p != nil {
+		return imagecopy.Options{}, usageErrorf("--all and --platform exclude each other: copy every platform, or one")
+	}
+	if cf.concurrency < 1 {
+		return imagecopy.Options{}, usageErrorf("--jobs %d: must be at least 1", cf.concurrency)
+	}
+	return imagecopy.Options{Concurrency: cf.concurrency, Platform: p, AllPlatforms: cf.all, Referrers: cf.referrers}, nil
 }

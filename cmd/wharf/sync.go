@@ -21,8 +21,7 @@ type syncResult struct {
 }
 
 func newSyncCmd(opts *globalOptions) *cobra.Command {
-	var all, referrers, dryRun bool
-	var concurrency int
+	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "sync SRC DST",
 		Short: "Copy every tag of a repository or layout to another (a mirror)",
@@ -35,24 +34,14 @@ at the first failure. SRC with a tag syncs that tag only. --dry-run lists what w
   wharf sync oci:./images docker://localhost:5000/images`,
 		Args: exactArgs(2),
 	}
-	platform := platformFlag(cmd, "copy this platform's manifest of each index (os/arch[/variant]; default: this machine's)")
-	f := cmd.Flags()
-	f.BoolVarP(&all, "all", "a", false, "copy every platform of each index")
-	f.BoolVar(&referrers, "referrers", false, "also copy the manifests whose subject is a copied manifest")
-	f.BoolVar(&dryRun, "dry-run", false, "list the tags that would be copied, copy nothing")
-	f.IntVar(&concurrency, "jobs", imagecopy.DefaultConcurrency, "blobs copied at once")
+	cf := addCopyFlags(cmd, "each index")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list the tags that would be copied, copy nothing")
 	rf := addRegistryFlags(cmd, true)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
-		p, err := platform()
+		base, err := cf.options()
 		if err != nil {
 			return err
-		}
-		if all && p != nil {
-			return usageErrorf("--all and --platform exclude each other: copy every platform, or one")
-		}
-		if concurrency < 1 {
-			return usageErrorf("--jobs %d: must be at least 1", concurrency)
 		}
 		srcRef, err := parseImage(args[0])
 		if err != nil {
@@ -101,9 +90,10 @@ at the first failure. SRC with a tag syncs that tag only. --dry-run lists what w
 				return fmt.Errorf("sync %s: %w", from, err)
 			}
 			pr := newCopyProgress(pickProgressMode(opts, cmd.ErrOrStderr()), cmd.ErrOrStderr())
-			o := imagecopy.Options{Concurrency: concurrency, Platform: p, AllPlatforms: all, Referrers: referrers, Progress: pr.report}
+			o := base
+			o.Progress = pr.report
 			mountFrom(src, dst, &o)
-			pr.expectGraph(ctx, src.Target(), root, p, all)
+			pr.expectGraph(ctx, src.Target(), root, o.Platform, o.AllPlatforms)
 			d, err := imagecopy.Copy(ctx, src.Target(), root.Digest.String(), dst.Target(), tag, o)
 			pr.close()
 			if err != nil {

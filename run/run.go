@@ -159,6 +159,9 @@ func adjustConfig(dir string, opts Options) error {
 	if s.Process == nil || s.Root == nil || s.Linux == nil {
 		return fmt.Errorf("%s: no process, root or linux section: %w", path, errdef.ErrInvalidArgument)
 	}
+	if err := opts.Check(); err != nil {
+		return err
+	}
 	switch {
 	case opts.Entrypoint != nil:
 		s.Process.Args = append(append([]string(nil), opts.Entrypoint...), opts.Args...)
@@ -171,9 +174,7 @@ func adjustConfig(dir string, opts Options) error {
 	s.Process.Env = mergeEnv(s.Process.Env, opts.Env)
 	s.Process.Terminal = opts.Tty
 	if opts.Workdir != "" {
-		if s.Process.Cwd, err = containerPath(opts.Workdir, "--workdir"); err != nil {
-			return err
-		}
+		s.Process.Cwd = filepath.Clean(opts.Workdir) // checked
 	}
 	if opts.User != "" {
 		root, err := rootfs.Open(filepath.Join(dir, s.Root.Path))
@@ -201,9 +202,7 @@ func adjustConfig(dir string, opts Options) error {
 		s.Mounts = append(s.Mounts, m)
 	}
 	s.Root.Readonly = s.Root.Readonly || opts.ReadOnly
-	switch opts.Network {
-	case "", "private", "none":
-	case "host":
+	if opts.Network == "host" {
 		var nss []specs.LinuxNamespace
 		for _, ns := range s.Linux.Namespaces {
 			if ns.Type != specs.NetworkNamespace {
@@ -211,12 +210,8 @@ func adjustConfig(dir string, opts Options) error {
 			}
 		}
 		s.Linux.Namespaces = nss
-	default:
-		return fmt.Errorf("--network %q: private or host: %w", opts.Network, errdef.ErrInvalidArgument)
 	}
-	if err := limit(&s, opts); err != nil {
-		return err
-	}
+	limit(&s, opts)
 	if err := changeCaps(s.Process, opts.CapAdd, opts.CapDrop); err != nil {
 		return err
 	}
@@ -226,6 +221,43 @@ func adjustConfig(dir string, opts Options) error {
 	}
 	return os.WriteFile(path, out, 0o600)
 }
+
+// Check reports what is wrong with the options themselves, before any image is read: paths,
+// volume syntax, network, limits, capability names. (A volume's source must also exist, and
+// the user must be in the image: adjustConfig finds that out.)
+func (o Options) Check() error {
+	if o.Workdir != "" {
+		if _, err := containerPath(o.Workdir, "--workdir"); err != nil {
+			return err
+		}
+	}
+	for _, v := range o.Volumes {
+		if _, _, _, err := volumeSpec(v); err != nil {
+			return err
+		}
+	}
+	switch o.Network {
+	case "", "private", "none", "host":
+	default:
+		return fmt.Errorf("--network %q: private or host: %w", o.Network, errdef.ErrInvalidArgument)
+	}
+	if o.Memory < 0 || o.PidsLimit < 0 || o.CPUs < 0 {
+		return fmt.Errorf("run: negative --memory, --pids-limit or --cpus: %w", errdef.ErrInvalidArgument)
+	}
+	if o.CPUs > 0 && cpuQuota(o.CPUs) < 1000 {
+		return fmt.Errorf("--cpus %g: at least 0.01: %w", o.CPUs, errdef.ErrInvalidArgument)
+	}
+	if _, _, err := capList(o.CapAdd, "--cap-add"); err != nil {
+		return err
+	}
+	_, _, err := capList(o.CapDrop, "--cap-drop")
+	return err
+}
+
+// cpuPeriod is the CFS period --cpus is a quota of.
+const cpuPeriod = 100000
+
+func cpuQuota(cpus float64) int64 { return int64(cpus * cpuPeriod) }
 
 // containerPath checks an absolute path in the container (no "..": it is resolved in the
 // rootfs by the runtime anyway, but a path that climbs is a mistake worth reporting).
@@ -241,43 +273,50 @@ func containerPath(p, what string) (string, error) {
 	return filepath.Clean(p), nil
 }
 
-// parseVolume reads SRC:DST[:ro|rw] into a bind mount of the host path SRC (which must exist).
-func parseVolume(v string) (specs.Mount, error) {
+// volumeSpec splits SRC:DST[:ro|rw], checking DST and the option.
+func volumeSpec(v string) (src, dst string, ro bool, err error) {
 	parts := strings.Split(v, ":")
 	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
-		return specs.Mount{}, fmt.Errorf("--volume %q: want SRC:DST[:ro|rw]: %w", v, errdef.ErrInvalidArgument)
+		return "", "", false, fmt.Errorf("--volume %q: want SRC:DST[:ro|rw]: %w", v, errdef.ErrInvalidArgument)
 	}
-	src, err := filepath.Abs(parts[0])
+	if dst, err = containerPath(parts[1], "--volume"); err != nil {
+		return "", "", false, err
+	}
+	if len(parts) == 3 {
+		switch parts[2] {
+		case "ro":
+			ro = true
+		case "rw":
+		default:
+			return "", "", false, fmt.Errorf("--volume %q: option %q: ro or rw: %w", v, parts[2], errdef.ErrInvalidArgument)
+		}
+	}
+	return parts[0], dst, ro, nil
+}
+
+// parseVolume reads SRC:DST[:ro|rw] into a bind mount of the host path SRC (which must exist).
+func parseVolume(v string) (specs.Mount, error) {
+	src, dst, ro, err := volumeSpec(v)
 	if err != nil {
+		return specs.Mount{}, err
+	}
+	if src, err = filepath.Abs(src); err != nil {
 		return specs.Mount{}, err
 	}
 	if _, err := os.Stat(src); err != nil {
 		return specs.Mount{}, fmt.Errorf("--volume %q: %w", v, err)
 	}
-	dst, err := containerPath(parts[1], "--volume")
-	if err != nil {
-		return specs.Mount{}, err
-	}
 	m := specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", "rprivate"}}
-	if len(parts) == 3 {
-		switch parts[2] {
-		case "ro":
-			m.Options = append(m.Options, "ro")
-		case "rw":
-		default:
-			return specs.Mount{}, fmt.Errorf("--volume %q: option %q: ro or rw: %w", v, parts[2], errdef.ErrInvalidArgument)
-		}
+	if ro {
+		m.Options = append(m.Options, "ro")
 	}
 	return m, nil
 }
 
-// limit sets the memory, pids and CPU limits.
-func limit(s *specs.Spec, opts Options) error {
-	if opts.Memory < 0 || opts.PidsLimit < 0 || opts.CPUs < 0 {
-		return fmt.Errorf("run: negative --memory, --pids-limit or --cpus: %w", errdef.ErrInvalidArgument)
-	}
+// limit sets the memory, pids and CPU limits (checked by Check).
+func limit(s *specs.Spec, opts Options) {
 	if opts.Memory == 0 && opts.PidsLimit == 0 && opts.CPUs == 0 {
-		return nil
+		return
 	}
 	if s.Linux.Resources == nil {
 		s.Linux.Resources = &specs.LinuxResources{}
@@ -290,14 +329,9 @@ func limit(s *specs.Spec, opts Options) error {
 		r.Pids = &specs.LinuxPids{Limit: &opts.PidsLimit}
 	}
 	if opts.CPUs > 0 {
-		period := uint64(100000)
-		quota := int64(opts.CPUs * float64(period))
-		if quota < 1000 {
-			return fmt.Errorf("--cpus %g: at least 0.01: %w", opts.CPUs, errdef.ErrInvalidArgument)
-		}
+		period, quota := uint64(cpuPeriod), cpuQuota(opts.CPUs)
 		r.CPU = &specs.LinuxCPU{Period: &period, Quota: &quota}
 	}
-	return nil
 }
 
 // changeCaps drops then adds capabilities in the bounding, effective and permitted sets (and
@@ -306,28 +340,11 @@ func changeCaps(p *specs.Process, add, drop []string) error {
 	if len(add) == 0 && len(drop) == 0 {
 		return nil
 	}
-	norm := func(names []string, flag string) ([]string, bool, error) {
-		var out []string
-		for _, n := range names {
-			u := strings.ToUpper(n)
-			if u == "ALL" {
-				return nil, true, nil
-			}
-			if !strings.HasPrefix(u, "CAP_") {
-				u = "CAP_" + u
-			}
-			if !slices.Contains(specdefault.Capabilities, u) {
-				return nil, false, fmt.Errorf("%s %s: %w: unknown capability", flag, n, errdef.ErrInvalidArgument)
-			}
-			out = append(out, u)
-		}
-		return out, false, nil
-	}
-	dropped, dropAll, err := norm(drop, "--cap-drop")
+	dropped, dropAll, err := capList(drop, "--cap-drop")
 	if err != nil {
 		return err
 	}
-	added, addAll, err := norm(add, "--cap-add")
+	added, addAll, err := capList(add, "--cap-add")
 	if err != nil {
 		return err
 	}
@@ -357,6 +374,25 @@ func changeCaps(p *specs.Process, add, drop []string) error {
 	c.Bounding, c.Effective, c.Permitted = edit(c.Bounding, true), edit(c.Effective, true), edit(c.Permitted, true)
 	c.Ambient, c.Inheritable = edit(c.Ambient, false), edit(c.Inheritable, false)
 	return nil
+}
+
+// capList reads capability names (CAP_X, x, or ALL, which it reports instead of a list).
+func capList(names []string, flag string) ([]string, bool, error) {
+	var out []string
+	for _, n := range names {
+		u := strings.ToUpper(n)
+		if u == "ALL" {
+			return nil, true, nil
+		}
+		if !strings.HasPrefix(u, "CAP_") {
+			u = "CAP_" + u
+		}
+		if !slices.Contains(specdefault.Capabilities, u) {
+			return nil, false, fmt.Errorf("%s %s: %w: unknown capability", flag, n, errdef.ErrInvalidArgument)
+		}
+		out = append(out, u)
+	}
+	return out, false, nil
 }
 
 // mergeEnv returns base with each KEY=VALUE of add replacing the entry of the same KEY.

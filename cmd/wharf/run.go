@@ -62,25 +62,15 @@ bundle). Needs root.`,
 			}
 			o.Entrypoint = ep
 		}
-		switch o.Network {
-		case "private", "none", "host":
-		default:
-			return usageErrorf("--network %q: private or host", o.Network)
-		}
-		if o.PidsLimit < 0 || o.CPUs < 0 {
-			return usageErrorf("--pids-limit and --cpus must not be negative")
-		}
-		for _, v := range o.Volumes {
-			if n := strings.Count(v, ":"); n < 1 || n > 2 {
-				return usageErrorf("--volume %q: want SRC:DST[:ro|rw]", v)
-			}
-		}
 		if memory != "" {
 			n, err := parseBytes(memory)
 			if err != nil {
 				return usageErrorf("--memory %q: %v", memory, err)
 			}
 			o.Memory = n
+		}
+		if err := o.Check(); err != nil {
+			return asUsage(err)
 		}
 		p, err := platform()
 		if err != nil {

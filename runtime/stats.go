@@ -90,7 +90,7 @@ const userHZ = 100
 
 // Stats reads the container's cgroups: v1 controllers where the host mounts them, the unified
 // hierarchy otherwise (hybrid hosts have both).
-func (c *Container) Stats() (*Stats, error) {
+func (c *Container) Stats() *Stats {
 	paths := c.s.Cgroups
 	s := &Stats{Hugetlb: map[string]HugetlbStats{}}
 	v2, hasV2 := paths["unified"]
@@ -165,7 +165,7 @@ func (c *Container) Stats() (*Stats, error) {
 			}
 		}
 	}
-	return s, nil
+	return s
 }
 
 // OOMKills is how many processes of the container the kernel's OOM killer has killed, as the
@@ -300,11 +300,7 @@ func (c *Container) Events(ctx context.Context, interval time.Duration, emit fun
 			if polls++; polls%every != 0 {
 				continue
 			}
-			s, err := c.Stats()
-			if err != nil {
-				return err
-			}
-			if err := emit(Event{Type: "stats", ID: c.s.ID, Data: s}); err != nil {
+			if err := emit(Event{Type: "stats", ID: c.s.ID, Data: c.Stats()}); err != nil {
 				return err
 			}
 		}

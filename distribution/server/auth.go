@@ -71,7 +71,7 @@ func loadTokenAuth(c *TokenAuth) (*tokenAuth, error) {
 			return nil, fmt.Errorf("auth.token: rootcertbundle %s: %w", c.RootCertBundle, err)
 		}
 		a.roots.AddCert(cert)
-		if id, err := libtrustKeyID(cert.PublicKey); err == nil {
+		if id, err := KeyID(cert.PublicKey); err == nil {
 			a.byKID[id] = cert.PublicKey
 		}
 	}
@@ -81,9 +81,9 @@ func loadTokenAuth(c *TokenAuth) (*tokenAuth, error) {
 	return a, nil
 }
 
-// libtrustKeyID is the key ID docker's token servers put in kid: the SHA-256 of the DER public
-// key, its first 240 bits in base32, in groups of four joined by ':'.
-func libtrustKeyID(pub crypto.PublicKey) (string, error) {
+// KeyID is the key ID docker's token servers put in a token's kid (libtrust's): the SHA-256
+// of the DER public key, its first 240 bits in base32, in groups of four joined by ':'.
+func KeyID(pub crypto.PublicKey) (string, error) {
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		return "", err

@@ -20,7 +20,7 @@ func FuzzTokenVerify(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	kid, _ := libtrustKeyID(&key.PublicKey)
+	kid, _ := KeyID(&key.PublicKey)
 	a := &tokenAuth{TokenAuth: TokenAuth{Service: "svc", Issuer: "iss"}, roots: x509.NewCertPool(),
 		byKID: map[string]crypto.PublicKey{kid: &key.PublicKey}, now: time.Now}
 	enc := func(v any) string {

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base32"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
@@ -60,15 +59,12 @@ func StartTokenService(t testing.TB, users map[string]TokenUser) *TokenService {
 	if err := os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	sum := sha256.Sum256(pub)
-	s := base32.StdEncoding.EncodeToString(sum[:30])
-	var groups []string
-	for i := 0; i < len(s); i += 4 {
-		groups = append(groups, s[i:i+4])
+	kid, err := server.KeyID(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
 	}
 	ts := &TokenService{Service: "wharf-test-registry", Issuer: "wharf-test-issuer", RootCertBundle: bundle,
-		Users: users, key: key, kid: strings.Join(groups, ":")}
+		Users: users, key: key, kid: kid}
 	srv := httptest.NewServer(http.HandlerFunc(ts.serve))
 	t.Cleanup(srv.Close)
 	ts.Realm = srv.URL + "/token"

@@ -76,7 +76,16 @@ type artifactResult struct {
 	Reference    string `json:"reference"`
 }
 
-func printPushed(cmd *cobra.Command, opts *globalOptions, verb string, ref imageref.Reference, d ocispec.Descriptor) error {
+// pushArtifact stores the files as an artifact in h (tagged tag, unless ""), writes an archive
+// back, and prints the manifest digest (or the JSON result).
+func pushArtifact(cmd *cobra.Command, opts *globalOptions, h *imageref.Handle, files []string, o artifact.Options, tag, verb string, ref imageref.Reference) error {
+	d, err := artifact.Push(cmd.Context(), h.Target(), parseFiles(files), o, tag)
+	if err != nil {
+		return err
+	}
+	if err := h.Save(cmd.Context()); err != nil {
+		return err
+	}
 	if opts.JSON {
 		return writeJSON(cmd.OutOrStdout(), artifactResult{d.Digest.String(), d.MediaType, d.ArtifactType, d.Size, ref.String()})
 	}
@@ -119,14 +128,7 @@ artifact has only annotations. Prints the manifest digest.`,
 			return err
 		}
 		defer h.Close()
-		d, err := artifact.Push(cmd.Context(), h.Target(), parseFiles(args[1:]), o, ref.Tag)
-		if err != nil {
-			return err
-		}
-		if err := h.Save(cmd.Context()); err != nil {
-			return err
-		}
-		return printPushed(cmd, opts, "pushed", ref, d)
+		return pushArtifact(cmd, opts, h, args[1:], o, ref.Tag, "pushed", ref)
 	}
 	return cmd
 }
@@ -159,14 +161,7 @@ required, as oras requires it. Prints the manifest digest.`,
 		defer h.Close()
 		o.Subject = &ocispec.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}
 		o.ListUntagged = h.Layout != nil
-		d, err := artifact.Push(cmd.Context(), h.Target(), parseFiles(args[1:]), o, "")
-		if err != nil {
-			return err
-		}
-		if err := h.Save(cmd.Context()); err != nil {
-			return err
-		}
-		return printPushed(cmd, opts, "attached", h.Ref, d)
+		return pushArtifact(cmd, opts, h, args[1:], o, "", "attached", h.Ref)
 	}
 	return cmd
 }

@@ -6,6 +6,7 @@
 package artifact
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -111,7 +112,7 @@ func Push(ctx context.Context, t content.Target, files []File, o Options, tag st
 		m.Layers = append(m.Layers, d)
 	}
 	empty := ocispec.DescriptorEmptyJSON
-	if err := t.Push(ctx, empty, strings.NewReader(string(empty.Data))); err != nil {
+	if err := t.Push(ctx, empty, bytes.NewReader(empty.Data)); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("push the empty config: %w", err)
 	}
 	if len(m.Layers) == 0 {
@@ -126,9 +127,9 @@ func Push(ctx context.Context, t content.Target, files []File, o Options, tag st
 		return ocispec.Descriptor{}, err
 	}
 	if tp, ok := t.(content.TagPusher); ok && tag != "" {
-		err = tp.PushTag(ctx, desc, strings.NewReader(string(b)), tag)
+		err = tp.PushTag(ctx, desc, bytes.NewReader(b), tag)
 	} else {
-		err = t.Push(ctx, desc, strings.NewReader(string(b)))
+		err = t.Push(ctx, desc, bytes.NewReader(b))
 		switch {
 		case err != nil:
 		case tag != "":

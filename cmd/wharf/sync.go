@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -43,22 +42,17 @@ at the first failure. SRC with a tag syncs that tag only. --dry-run lists what w
 		if err != nil {
 			return err
 		}
-		srcRef, err := parseImage(args[0])
+		srcRef, err := imageref.ParseRepository(args[0])
 		if err != nil {
-			return err
+			return asUsage(err)
 		}
-		dstRef, err := parseImage(args[1])
+		dstRef, err := imageref.ParseRepository(args[1])
 		if err != nil {
-			return err
+			return asUsage(err)
 		}
-		// docker:// names get "latest" when they have no tag: only a tag written counts
-		if !explicitTag(args[0], srcRef) {
-			srcRef.Tag = ""
-		}
-		if srcRef.Digest != "" || dstRef.Digest != "" || explicitTag(args[1], dstRef) {
+		if srcRef.Digest != "" || dstRef.Ref() != "" {
 			return usageErrorf("sync names a repository or a layout: SRC may have a tag, DST neither tag nor digest")
 		}
-		dstRef.Tag = ""
 		src, err := openAny(ctx, srcRef, false, rf)
 		if err != nil {
 			return err
@@ -139,16 +133,6 @@ func syncTags(ctx context.Context, h *imageref.Handle) ([]string, error) {
 	}
 	slices.Sort(tags)
 	return tags, nil
-}
-
-// explicitTag reports whether arg, parsed as r, names a tag itself (docker's default "latest"
-// is not one).
-func explicitTag(arg string, r imageref.Reference) bool {
-	if r.Tag == "" || r.Transport != imageref.Docker {
-		return r.Tag != ""
-	}
-	last := arg[strings.LastIndexByte(arg, '/')+1:]
-	return strings.Contains(last, ":")
 }
 
 // withTag is r named with tag.

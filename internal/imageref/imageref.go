@@ -142,6 +142,20 @@ func parseDocker(details string) (Reference, error) {
 	return r, nil
 }
 
+// ParseRepository parses a name that may designate a whole repository or layout, as sync's
+// do: like Parse, except that a docker:// name without a tag of its own gets none (Parse gives it
+// docker's default, latest).
+func ParseRepository(s string) (Reference, error) {
+	r, err := Parse(s)
+	if err != nil || r.Transport != Docker || r.Digest != "" {
+		return r, err
+	}
+	if written, err := reference.Parse(strings.TrimPrefix(s, string(Docker)+"://")); err == nil && written.Tag == "" {
+		r.Tag = ""
+	}
+	return r, nil
+}
+
 // parseDockerArchive parses FILE[:NAME[:TAG]|@DIGEST]: the path ends at the first ':', and the
 // rest is a docker reference, normalised (busybox → docker.io/library/busybox:latest), which is
 // how OpenDockerArchive names the archive's RepoTags.

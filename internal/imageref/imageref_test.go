@@ -126,3 +126,19 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestParseRepository(t *testing.T) {
+	for in, tag := range map[string]string{
+		"docker://localhost:5000/app":        "",
+		"docker://localhost:5000/app:v1":     "v1",
+		"docker://localhost:5000/app:latest": "latest",
+		"docker://busybox":                   "",
+		"oci:dir":                            "",
+		"oci:dir:v2":                         "v2",
+	} {
+		r, err := ParseRepository(in)
+		if err != nil || r.Tag != tag {
+			t.Errorf("ParseRepository(%q) = %+v, %v; want tag %q", in, r, err, tag)
+		}
+	}
+}

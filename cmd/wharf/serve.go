@@ -43,37 +43,29 @@ source repository, and anonymous mounts are off.`,
 			if err != nil {
 				return err
 			}
-			if cmd.Flags().Changed("addr") {
-				cfg.Addr = addr
-			}
-			if cmd.Flags().Changed("root") {
-				cfg.Root = root
-			}
-			if cmd.Flags().Changed("tls-cert") {
-				cfg.TLSCert = tlsCert
-			}
-			if cmd.Flags().Changed("tls-key") {
-				cfg.TLSKey = tlsKey
-			}
-			if cmd.Flags().Changed("metrics-addr") {
-				cfg.MetricsAddr = metricsAddr
-			}
-			for flag, dst := range map[string]func(*server.TokenAuth) *string{
-				"auth-token-realm":          func(t *server.TokenAuth) *string { return &t.Realm },
-				"auth-token-service":        func(t *server.TokenAuth) *string { return &t.Service },
-				"auth-token-issuer":         func(t *server.TokenAuth) *string { return &t.Issuer },
-				"auth-token-rootcertbundle": func(t *server.TokenAuth) *string { return &t.RootCertBundle },
-			} {
-				if !cmd.Flags().Changed(flag) {
-					continue
+			f := cmd.Flags()
+			set := func(flag string, dst *string, v string) {
+				if f.Changed(flag) {
+					*dst = v
 				}
+			}
+			set("addr", &cfg.Addr, addr)
+			set("root", &cfg.Root, root)
+			set("tls-cert", &cfg.TLSCert, tlsCert)
+			set("tls-key", &cfg.TLSKey, tlsKey)
+			set("metrics-addr", &cfg.MetricsAddr, metricsAddr)
+			if f.Changed("auth-token-realm") || f.Changed("auth-token-service") || f.Changed("auth-token-issuer") || f.Changed("auth-token-rootcertbundle") {
 				if cfg.Auth == nil {
 					cfg.Auth = &server.AuthConfig{}
 				}
 				if cfg.Auth.Token == nil {
 					cfg.Auth.Token = &server.TokenAuth{}
 				}
-				*dst(cfg.Auth.Token) = *dst(&token)
+				t := cfg.Auth.Token
+				set("auth-token-realm", &t.Realm, token.Realm)
+				set("auth-token-service", &t.Service, token.Service)
+				set("auth-token-issuer", &t.Issuer, token.Issuer)
+				set("auth-token-rootcertbundle", &t.RootCertBundle, token.RootCertBundle)
 			}
 			if opts.Debug {
 				cfg.LogLevel = "debug"

@@ -94,6 +94,10 @@ func (c *Container) Stats() *Stats {
 	paths := c.s.Cgroups
 	s := &Stats{Hugetlb: map[string]HugetlbStats{}}
 	v2, hasV2 := paths["unified"]
+	var v2CPU map[string]uint64 // cgroup2 cpu.stat, read once for usage and throttling
+	if hasV2 {
+		v2CPU = readKeyValues(v2, "cpu.stat")
+	}
 
 	if dir, ok := controllerDir(paths, "cpuacct"); ok {
 		s.CPU.Usage.Total = readUint(dir, "cpuacct.usage")
@@ -105,14 +109,14 @@ func (c *Container) Stats() *Stats {
 		s.CPU.Usage.User = kv["user"] * (1e9 / userHZ)
 		s.CPU.Usage.Kernel = kv["system"] * (1e9 / userHZ)
 	} else if hasV2 {
-		kv := readKeyValues(v2, "cpu.stat")
+		kv := v2CPU
 		s.CPU.Usage.Total, s.CPU.Usage.User, s.CPU.Usage.Kernel = kv["usage_usec"]*1000, kv["user_usec"]*1000, kv["system_usec"]*1000
 	}
 	if dir, ok := controllerDir(paths, "cpu"); ok {
 		kv := readKeyValues(dir, "cpu.stat")
 		s.CPU.Throttling = CPUThrottling{kv["nr_periods"], kv["nr_throttled"], kv["throttled_time"]}
 	} else if hasV2 {
-		kv := readKeyValues(v2, "cpu.stat")
+		kv := v2CPU
 		s.CPU.Throttling = CPUThrottling{kv["nr_periods"], kv["nr_throttled"], kv["throttled_usec"] * 1000}
 	}
 

@@ -94,8 +94,10 @@ func (c *Container) Stats() *Stats {
 	paths := c.s.Cgroups
 	s := &Stats{Hugetlb: map[string]HugetlbStats{}}
 	v2, hasV2 := paths["unified"]
-	var v2CPU map[string]uint64 // cgroup2 cpu.stat, read once for usage and throttling
-	if hasV2 {
+	_, v1Acct := controllerDir(paths, "cpuacct")
+	_, v1CPU := controllerDir(paths, "cpu")
+	var v2CPU map[string]uint64 // cgroup2 cpu.stat, read once when usage or throttling needs it
+	if hasV2 && !(v1Acct && v1CPU) {
 		v2CPU = readKeyValues(v2, "cpu.stat")
 	}
 

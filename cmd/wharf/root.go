@@ -91,6 +91,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newServeCmd(opts))
 	root.AddCommand(newRunCmd(opts))
 	root.AddCommand(newArtifactCmd(opts))
+	root.AddCommand(newManifestCmd(opts))
 	root.AddCommand(newVersionCmd(opts))
 	return root
 }

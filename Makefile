@@ -10,11 +10,9 @@ LDFLAGS := -X main.version=$(VERSION)
 # linked statically. Without them it builds as pure Go, without that one ability.
 RT_CGO := $(shell command -v gcc >/dev/null 2>&1 && test -f /usr/lib/$$(gcc -print-multiarch 2>/dev/null)/libc.a && echo 1 || echo 0)
 RT_STATIC := $(if $(filter 1,$(RT_CGO)),-linkmode external -extldflags -static)
-SHARED ?= $(abspath $(CURDIR)/../shared)
-export WHARF_SHARED := $(SHARED)
 export WHARF_BIN := $(BIN)
 
-.PHONY: all build deps demo test vet unit integration clean fmt
+.PHONY: all build deps demo test vet unit images integration bench-smoke bench clean fmt
 
 all: build
 
@@ -34,14 +32,26 @@ vet:
 unit:
 	$(GO) test -count=1 ./...
 
+# The test images (hack/images.sh), built once into .cache/images.
+images: build
+	./hack/images.sh all
+
 # WHARF_PEERS=1 makes the integration tests fail (not skip) when a peer is missing.
-integration: build
+integration: build images
 	WHARF_PEERS=1 ./hack/test-integration.sh
 
-test: deps build vet unit integration
+# Every benchmark of bench/ in its quick mode: each must run and print its RESULT line (the
+# figures are printed, never judged). `make bench` runs them in full.
+bench-smoke: build images
+	./hack/test-bench.sh
+
+bench: build images
+	for b in bench/*.sh; do "$$b"; done
+
+test: deps build vet unit integration bench-smoke
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 clean:
-	rm -rf $(BIN) .cache/work
+	rm -rf $(BIN) .cache/work .cache/bench

@@ -1,43 +1,63 @@
 #!/usr/bin/env bash
-# Times `wharf copy` against `skopeo copy` between two OCI layouts on this machine, in the same
-# hyperfine run (destination removed before each run, outside the timing), for a single
-# platform and for --all of a multi-platform image.
+# bench/copy-layout.sh [IMAGE] — times `wharf copy` against `skopeo copy` between two OCI image
+# layouts on this machine: IMAGE (one platform), then the two-platform multiarch index with
+# --all. Both tools in one `hyperfine -N` run per case, each into its own destination, removed
+# (both) before every run, outside the timing; each command runs once untimed first.
 #
-# Usage: bench/copy-layout.sh [LAYOUT:TAG]   (default: a bookworm layout made by
-#        ../shared/peers/images/make-bookworm.sh, tag v4; plus make-multiarch.sh for --all)
-# Env:   WHARF (default ./bin/wharf), RUNS (default 7), WORK (default /tmp/wharf-bench-copy)
-# Last line: RESULT copy-layout ratio=X all_ratio=Y wharf_ms=.. skopeo_ms=..
-#            (ratio of medians, wharf / skopeo: below 1 means wharf is faster)
+# IMAGE: LAYOUT[:TAG] (an OCI image layout), or NAME[:TAG] with NAME one of hack/images.sh's
+# images (built once into .cache/images, as multiarch is). Default bookworm:v4 (QUICK=1:
+# busybox:latest).
+# Env:  WHARF (default bin/wharf)  RUNS (default 7; QUICK=1: 3)  WORK (default
+#       .cache/bench/copy-layout, emptied first)
+# Needs hyperfine, skopeo, jq.
+# Last line: RESULT copy-layout ratio=X all_ratio=Y wharf_ms=.. skopeo_ms=.. wharf_all_ms=..
+#            skopeo_all_ms=.. image=NAME   (ratio of medians, wharf / skopeo: below 1 means
+#            wharf is faster; all_ = the multiarch index with --all)
+# shellcheck disable=SC2016 # at_exit takes code to eval at exit, in single quotes
+# shellcheck source-path=SCRIPTDIR/..
 set -euo pipefail
-cd "$(dirname "$0")/.."
-WHARF=${WHARF:-$PWD/bin/wharf}
-RUNS=${RUNS:-7}
-WORK=${WORK:-/tmp/wharf-bench-copy}
-SHARED=${WHARF_SHARED:-$(cd .. && pwd)/shared}
+# shellcheck source=hack/lib.sh
+. "$(dirname "$0")/../hack/lib.sh"
+
+usage() { awk 'NR == 1 { next } !/^#/ || /^# shellcheck/ { exit } { sub(/^# ?/, ""); print }' "$0"; }
+case "${1:-}" in -h|--help) usage; exit 0;; esac
+[ $# -le 1 ] || { usage >&2; exit 2; }
+# shellcheck disable=SC2034 # read by hack/lib.sh's exit trap
+RESULT_NAME=copy-layout
+need hyperfine hyperfine; need skopeo skopeo; need jq jq
+[ -x "$WHARF" ] || die "$WHARF is missing (make build)"
+WHARF=$(cd "$(dirname "$WHARF")" && pwd)/$(basename "$WHARF")
+if [ "${QUICK:-0}" = 1 ]; then RUNS=${RUNS:-3} REF=${1:-busybox:latest}
+else RUNS=${RUNS:-7} REF=${1:-bookworm:v4}; fi
+
+# image REF: sets L (absolute layout path) and T (tag, default latest) for LAYOUT[:TAG] or NAME[:TAG].
+image_ref multiarch:latest; L=$IMAGE_LAYOUT T=$IMAGE_TAG
+MULTI=$L
+image_ref "$REF"; L=$IMAGE_LAYOUT T=$IMAGE_TAG
+
+WORK=${WORK:-$(cache_dir bench/copy-layout)}
 mkdir -p "$WORK"
-for t in hyperfine skopeo jq; do command -v "$t" >/dev/null || { echo "need $t" >&2; exit 2; }; done
-[ -x "$WHARF" ] || { echo "need $WHARF (make build)" >&2; exit 2; }
+WORK=$(cd "$WORK" && pwd)
+case "$WORK$WHARF$L$MULTI" in *[[:space:]]*) die "hyperfine -N splits commands at blanks: no blank in the paths";; esac
+rm -rf "${WORK:?}"/*
+at_exit 'rm -rf "$WORK/out-w" "$WORK/out-s"'
+printf '#!/bin/sh\nrm -rf "%s" "%s"\n' "$WORK/out-w" "$WORK/out-s" > "$WORK/clean.sh"
+chmod +x "$WORK/clean.sh"
 
-IMG=${1:-}
-if [ -z "$IMG" ]; then
-  [ -f "$WORK/bookworm/oci-layout" ] || "$SHARED/peers/images/make-bookworm.sh" "$WORK/bookworm" >&2
-  IMG=$WORK/bookworm:v4
-fi
-[ -f "$WORK/multi/oci-layout" ] || "$SHARED/peers/images/make-multiarch.sh" "$WORK/multi" >&2
-
-median() { jq -r ".results[$1].median * 1000 | floor" "$2"; }
-
-hyperfine -N --runs "$RUNS" --export-json "$WORK/one.json" \
-  --prepare "rm -rf $WORK/out-w $WORK/out-s" \
-  "$WHARF copy -q oci:$IMG oci:$WORK/out-w:x" \
-  "skopeo copy -q oci:$IMG oci:$WORK/out-s:x" >&2
-hyperfine -N --runs "$RUNS" --export-json "$WORK/all.json" \
-  --prepare "rm -rf $WORK/out-w $WORK/out-s" \
-  "$WHARF copy -q --all oci:$WORK/multi:latest oci:$WORK/out-w:x" \
-  "skopeo copy -q --all oci:$WORK/multi:latest oci:$WORK/out-s:x" >&2
-
-w=$(median 0 "$WORK/one.json"); s=$(median 1 "$WORK/one.json")
-wa=$(median 0 "$WORK/all.json"); sa=$(median 1 "$WORK/all.json")
-ratio=$(awk -v a="$w" -v b="$s" 'BEGIN{printf "%.2f", a/b}')
-all_ratio=$(awk -v a="$wa" -v b="$sa" 'BEGIN{printf "%.2f", a/b}')
-echo "RESULT copy-layout ratio=$ratio all_ratio=$all_ratio wharf_ms=$w skopeo_ms=$s wharf_all_ms=$wa skopeo_all_ms=$sa"
+# bench CASE WHARF_CMD SKOPEO_CMD: checks both once, then times them; prints "wharf_s skopeo_s".
+bench() {
+  local j=$WORK/$1.json c
+  for c in "$2" "$3"; do
+    "$WORK/clean.sh"
+    # shellcheck disable=SC2086 # split as hyperfine -N splits it
+    $c > "$WORK/$1-check.log" 2>&1 || { tail -5 "$WORK/$1-check.log" >&2; die "$1: failed: $c"; }
+  done
+  say "$1: $RUNS runs each"
+  hyperfine -N --style basic --runs "$RUNS" --export-json "$j" --prepare "$WORK/clean.sh" -n wharf "$2" -n skopeo "$3" >&2
+  jq -r '[(.results[] | select(.command == "wharf") | .median), (.results[] | select(.command == "skopeo") | .median)] | join(" ")' "$j"
+}
+read -r w s < <(bench one "$WHARF copy -q oci:$L:$T oci:$WORK/out-w:x" "skopeo copy -q oci:$L:$T oci:$WORK/out-s:x")
+read -r wa sa < <(bench all "$WHARF copy -q --all oci:$MULTI:latest oci:$WORK/out-w:x" "skopeo copy -q --all oci:$MULTI:latest oci:$WORK/out-s:x")
+[[ -n ${w:-} && -n ${wa:-} ]] || die "a benchmark failed (see above)"
+ms() { awk -v s="$1" 'BEGIN { printf "%d", s * 1000 }'; }
+result "copy-layout ratio=$(ratio "$w" "$s") all_ratio=$(ratio "$wa" "$sa") wharf_ms=$(ms "$w") skopeo_ms=$(ms "$s") wharf_all_ms=$(ms "$wa") skopeo_all_ms=$(ms "$sa") image=$(basename "$L"):$T"

@@ -8,7 +8,6 @@
 #
 # Env: DEMO      work directory (default ./demo)
 #      WHARF     the wharf binary (default ./bin/wharf, built by `make build`)
-#      SHARED    the shared directory holding peers/ (default $WHARF_SHARED, else ../shared)
 #      STEPS     the steps to run (default: all, in order), e.g. STEPS="image inspect"
 #      PORT      the port of the demo's registry on 127.0.0.1 (default 5080)
 set -euo pipefail
@@ -16,7 +15,6 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 DEMO=${DEMO:-demo}
 WHARF=${WHARF:-$REPO/bin/wharf}
-SHARED=${SHARED:-${WHARF_SHARED:-$(cd "$REPO/.." && pwd)/shared}}
 ALL_STEPS=(image ls inspect validate copy archive tag serve push pull manifest unpack runtime run)
 read -r -a STEPS <<<"${STEPS:-${ALL_STEPS[*]}}"
 
@@ -33,10 +31,16 @@ mkdir -p "$DEMO"
 IMG=$DEMO/busybox
 
 step_image() {
-  say "Build a busybox image layout" \
-      "The image holds the host's static busybox with a symlink per applet, built by umoci" \
-      "(../shared/peers/images/make-busybox.sh) until wharf builds images itself."
-  run "$SHARED/peers/images/make-busybox.sh" "$IMG" latest
+  say "Build a busybox image layout with wharf" \
+      "An empty image, its config, an unpacked bundle filled with the host's static busybox" \
+      "(a symlink per applet), and the change committed as the image's one layer."
+  rm -rf "$IMG" "$DEMO/build"
+  run "$WHARF" new "oci:$IMG:latest"
+  run "$WHARF" config "oci:$IMG:latest" --cmd /bin/sh --env PATH=/usr/sbin:/usr/bin:/sbin:/bin
+  run "$WHARF" unpack "oci:$IMG:latest" "$DEMO/build"
+  run "$REPO/hack/busybox-rootfs.sh" "$DEMO/build/rootfs"
+  run "$WHARF" repack --history.created_by "busybox-rootfs.sh" "$DEMO/build" "oci:$IMG:latest"
+  rm -rf "$DEMO/build"
 }
 
 step_ls() {

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # gen.sh regenerates image/testdata/valid/: real manifests, indexes, configs and oci-layout
-# files written by umoci and skopeo, copied from layouts built with the peer image scripts.
+# files written by umoci, skopeo and wharf, copied from layouts built by hack/images.sh
+# (umoci-busybox: written by umoci; multiarch: by wharf) and copies skopeo makes of them.
 # File names say the media type the tests parse them with:
 #   *.oci-manifest.json *.oci-index.json *.oci-config.json *.oci-layout
 #   *.docker-manifest.json *.docker-list.json *.docker-config.json
 # Tests compute digests from the bytes, so regenerating (new timestamps) needs no test change.
-# It also refreshes the fuzz seed corpora in testdata/fuzz/. Needs umoci, skopeo, jq, python3.
-# Usage: image/testdata/gen.sh   (WHARF_SHARED defaults to <repo>/../shared)
+# It also refreshes the fuzz seed corpora in testdata/fuzz/. Needs root, bin/wharf (make
+# build), umoci, skopeo, jq, python3.
+# Usage: image/testdata/gen.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-shared=${WHARF_SHARED:-$repo/../shared}
 work=$(mktemp -d /tmp/wharf-image-gen.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 out=$here/valid
@@ -21,7 +22,7 @@ blob() { # layout digest → path
 }
 
 # umoci: one-layer busybox, manifest without a mediaType field.
-"$shared/peers/images/make-busybox.sh" "$work/bb" >/dev/null 2>&1
+"$repo/hack/images.sh" umoci-busybox "$work/bb" >/dev/null 2>&1
 m=$(jq -r '.manifests[0].digest' "$work/bb/index.json")
 cp "$work/bb/index.json" "$out/umoci-layout.oci-index.json"
 cp "$work/bb/oci-layout" "$out/umoci.oci-layout"
@@ -42,7 +43,7 @@ c=$(jq -r '.config.digest' "$work/dir/manifest.json")
 cp "$work/dir/${c#*:}" "$out/skopeo-busybox.docker-config.json"
 
 # multi-arch: index.json → image index → linux/amd64 and linux/arm64 manifests.
-"$shared/peers/images/make-multiarch.sh" "$work/multi" >/dev/null 2>&1
+"$repo/hack/images.sh" multiarch "$work/multi" >/dev/null 2>&1
 cp "$work/multi/index.json" "$out/multiarch-layout.oci-index.json"
 i=$(jq -r '.manifests[0].digest' "$work/multi/index.json")
 cp "$(blob "$work/multi" "$i")" "$out/multiarch.oci-index.json"

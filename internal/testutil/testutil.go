@@ -1,6 +1,7 @@
 // Package testutil holds what wharf's integration tests (test/...) share: finding the built
-// binaries and the shared peer scripts, requiring peers (a failure under WHARF_PEERS=1, a skip
-// otherwise), running commands, and building the peers' test images once per machine.
+// binaries and the repository, requiring peers (a failure under WHARF_PEERS=1, a skip
+// otherwise), running commands, the test images (hack/images.sh, cached under .cache/images),
+// and the summary lines the suites report (Report).
 package testutil
 
 import (
@@ -10,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -42,20 +42,6 @@ func Bin(t testing.TB, name string) string {
 		SkipOrFail(t, "%s binary: %v (run make build)", name, err)
 	}
 	return bin
-}
-
-// Shared returns the shared directory holding peers/ ($WHARF_SHARED, default ../../../shared).
-func Shared(t testing.TB) string {
-	t.Helper()
-	d := os.Getenv("WHARF_SHARED")
-	if d == "" {
-		d = "../../../shared"
-	}
-	d, _ = filepath.Abs(d)
-	if _, err := os.Stat(filepath.Join(d, "peers", "images")); err != nil {
-		SkipOrFail(t, "shared peer scripts (WHARF_SHARED): %v", err)
-	}
-	return d
 }
 
 // Need requires root and the named programs on PATH.
@@ -90,35 +76,6 @@ func Run(t testing.TB, name string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out.String())
 	}
 	return out.String()
-}
-
-var imageMu sync.Mutex
-
-// Image builds, once per machine, the layout that ../shared/peers/images/make-NAME.sh makes
-// (cached under $WHARF_TEST_IMAGES, default $TMPDIR/wharf-test-images) and returns its path.
-// Tests must not modify it: copy it first.
-func Image(t testing.TB, name string) string {
-	t.Helper()
-	imageMu.Lock()
-	defer imageMu.Unlock()
-	base := os.Getenv("WHARF_TEST_IMAGES")
-	if base == "" {
-		base = filepath.Join(os.TempDir(), "wharf-test-images")
-	}
-	dir := filepath.Join(base, name)
-	if _, err := os.Stat(filepath.Join(dir, "index.json")); err == nil {
-		return dir
-	}
-	if err := os.MkdirAll(base, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tmp := dir + ".building"
-	os.RemoveAll(tmp)
-	Run(t, filepath.Join(Shared(t), "peers", "images", "make-"+name+".sh"), tmp)
-	if err := os.Rename(tmp, dir); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }
 
 // Result is what a command run by Exec did.

@@ -16,10 +16,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -79,26 +77,8 @@ func waitV2(t *testing.T, host string) {
 	t.Fatalf("registry at %s does not answer", host)
 }
 
-// startDistribution starts docker-registry with the peers script and stops it at cleanup.
-func startDistribution(t *testing.T) string {
-	t.Helper()
-	testutil.Peer(t, "docker-registry")
-	port := freePort(t)
-	dir := t.TempDir()
-	out := run(t, []string{"FRESH=1"}, filepath.Join(testutil.Shared(t), "peers", "registry", "start-distribution.sh"), fmt.Sprint(port), dir)
-	m := regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("start-distribution: no pid:\n%s", out)
-	}
-	var pid int
-	fmt.Sscan(m[1], &pid)
-	t.Cleanup(func() {
-		syscall.Kill(pid, syscall.SIGTERM)
-		var ws syscall.WaitStatus
-		syscall.Wait4(pid, &ws, 0, nil)
-	})
-	return fmt.Sprintf("127.0.0.1:%d", port)
-}
+// startDistribution starts docker-registry and stops it at cleanup.
+func startDistribution(t *testing.T) string { return testutil.StartDistribution(t) }
 
 // startWharf runs `wharf serve` and stops it at cleanup.
 func startWharf(t *testing.T) string {
@@ -113,31 +93,8 @@ func startWharf(t *testing.T) string {
 	return host
 }
 
-var (
-	imgMu   sync.Mutex
-	imgDirs = map[string]string{}
-)
-
-// testImage builds (once per run; bookworm and multiarch cached under /tmp/wharf-peers) a peer
-// test image layout and returns its directory.
-func testImage(t *testing.T, name string) string {
-	t.Helper()
-	imgMu.Lock()
-	defer imgMu.Unlock()
-	if d, ok := imgDirs[name]; ok {
-		return d
-	}
-	cache := filepath.Join(os.TempDir(), "wharf-peers", "test-client")
-	os.MkdirAll(cache, 0o755)
-	dir := filepath.Join(cache, name)
-	script := map[string]string{"busybox": "make-busybox.sh", "bookworm": "make-bookworm.sh", "multiarch": "make-multiarch.sh"}[name]
-	if _, err := os.Stat(filepath.Join(dir, "index.json")); err != nil || name == "busybox" {
-		os.RemoveAll(dir)
-		run(t, nil, filepath.Join(testutil.Shared(t), "peers", "images", script), dir)
-	}
-	imgDirs[name] = dir
-	return dir
-}
+// testImage returns the test image layout name (hack/images.sh, cached under .cache/images).
+func testImage(t *testing.T, name string) string { return testutil.Image(t, name) }
 
 func rootDigest(t *testing.T, dir, tag string) string {
 	t.Helper()

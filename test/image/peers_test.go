@@ -1,7 +1,8 @@
 //go:build integration
 
 // Package image_test parses what the installed peers write today: every document reachable
-// from layouts made by umoci (make-busybox.sh, make-multiarch.sh) and copied by skopeo, in OCI
+// from layouts made by umoci (testutil.UmociImage) and wharf (the multi-platform index of
+// hack/images.sh) and copied by skopeo, in OCI
 // and in Docker schema 2 (skopeo's dir: transport), goes through image.Parse, Children,
 // SelectManifest and ValidateImage. The unit tests hold a frozen copy of such documents
 // (image/testdata/gen.sh); this test catches a peer that starts writing something new.
@@ -119,12 +120,8 @@ func rootOf(t *testing.T, path, mt string) ocispec.Descriptor {
 func TestPeerDocuments(t *testing.T) {
 	need(t, "umoci")
 	need(t, "skopeo")
-	need(t, "jq")
 	dir := t.TempDir()
-	images := filepath.Join(testutil.Shared(t), "peers", "images")
-	bb, multi := filepath.Join(dir, "bb"), filepath.Join(dir, "multi")
-	run(t, filepath.Join(images, "make-busybox.sh"), bb)
-	run(t, filepath.Join(images, "make-multiarch.sh"), multi)
+	bb, multi := testutil.UmociImage(t), testutil.Image(t, "multiarch")
 	run(t, "skopeo", "copy", "-q", "oci:"+bb+":latest", "oci:"+filepath.Join(dir, "sk")+":latest")
 	run(t, "skopeo", "copy", "-q", "--all", "oci:"+multi+":latest", "oci:"+filepath.Join(dir, "skmulti")+":latest")
 	run(t, "skopeo", "copy", "-q", "--format", "v2s2", "oci:"+bb+":latest", "dir:"+filepath.Join(dir, "d2"))
@@ -135,11 +132,11 @@ func TestPeerDocuments(t *testing.T) {
 		want                map[string]int
 		platforms           []string
 	}{
-		{"umoci busybox", "bb", "index.json", image.MediaTypeIndex,
+		{"umoci busybox", bb, "index.json", image.MediaTypeIndex,
 			map[string]int{image.MediaTypeIndex: 1, image.MediaTypeManifest: 1, image.MediaTypeConfig: 1}, nil},
 		{"skopeo busybox", "sk", "index.json", image.MediaTypeIndex,
 			map[string]int{image.MediaTypeIndex: 1, image.MediaTypeManifest: 1, image.MediaTypeConfig: 1}, nil},
-		{"multiarch", "multi", "index.json", image.MediaTypeIndex,
+		{"multiarch", multi, "index.json", image.MediaTypeIndex,
 			map[string]int{image.MediaTypeIndex: 2, image.MediaTypeManifest: 2, image.MediaTypeConfig: 2}, []string{"linux/amd64", "linux/arm64"}},
 		{"skopeo multiarch", "skmulti", "index.json", image.MediaTypeIndex,
 			map[string]int{image.MediaTypeIndex: 2, image.MediaTypeManifest: 2, image.MediaTypeConfig: 2}, []string{"linux/amd64", "linux/arm64"}},
@@ -150,8 +147,12 @@ func TestPeerDocuments(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := dirFetcher(filepath.Join(dir, tc.dir))
-			root := rootOf(t, filepath.Join(dir, tc.dir, tc.root), tc.mt)
+			d := tc.dir
+			if !filepath.IsAbs(d) {
+				d = filepath.Join(dir, d)
+			}
+			f := dirFetcher(d)
+			root := rootOf(t, filepath.Join(d, tc.root), tc.mt)
 			got := walk(t, f, root)
 			if a, b := mustJSON(got), mustJSON(tc.want); a != b {
 				t.Fatalf("documents = %s, want %s", a, b)

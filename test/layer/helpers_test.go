@@ -89,7 +89,6 @@ func compareTrees(t *testing.T, what string, got, want map[string]string) {
 			diffs = append(diffs[:30], fmt.Sprintf("… and %d more", len(diffs)-30))
 		}
 		t.Errorf("%s: %d paths differ:\n%s", what, len(diffs), strings.Join(diffs, "\n"))
-	} else {
-		t.Logf("%s: %d paths identical", what, len(want))
 	}
+	testutil.Report(t, "%s: %d paths compared, %d differ", what, len(want), len(diffs))
 }

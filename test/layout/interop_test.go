@@ -67,16 +67,14 @@ func fixture(t *testing.T, name string) string {
 	}
 	need(t, "umoci")
 	need(t, "skopeo")
-	need(t, "jq")
 	dir := filepath.Join(fixturesDir, name)
-	scripts := filepath.Join(testutil.Shared(t), "peers", "images")
 	switch name {
 	case "umoci":
-		run(t, filepath.Join(scripts, "make-busybox.sh"), dir, "latest")
+		dir = testutil.UmociImage(t)
 	case "skopeo":
 		run(t, "skopeo", "copy", "--quiet", "oci:"+fixture(t, "umoci")+":latest", "oci:"+dir+":latest")
 	case "multiarch":
-		run(t, filepath.Join(scripts, "make-multiarch.sh"), dir)
+		dir = testutil.Image(t, "multiarch")
 	default:
 		t.Fatalf("no fixture %s", name)
 	}

@@ -3,8 +3,6 @@
 package runtime
 
 import (
-	"github.com/wharfoci/wharf/internal/testutil"
-
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/wharfoci/wharf/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -208,32 +209,92 @@ func (e *env) lastLogError() string {
 	return ""
 }
 
-// bundle makes a busybox bundle with make-bundle.sh; edit changes its config.
-func bundle(t *testing.T, envv []string, edit func(cfg map[string]any), args ...string) string {
+// bundleOpt changes what bundle writes; the zero value, plain, is the default bundle.
+type bundleOpt uint
+
+const (
+	plain        bundleOpt = 0
+	writableRoot bundleOpt = 1 << iota // root.readonly false
+	withTerminal                       // process.terminal true
+)
+
+// defaultArgs are the process.args of a bundle made without args.
+var defaultArgs = []string{"sh", "-c", "echo hello from $(hostname)"}
+
+// bundleSpec is the config.json of a busybox bundle: ociVersion 1.0.2, root 0:0, read-only
+// root (unless writableRoot), new pid, network, ipc, uts and mount namespaces, the usual /proc,
+// /dev, /sys mounts, masked and read-only paths, RLIMIT_NOFILE 1024, noNewPrivileges, three
+// capabilities in every set, hostname wharf, and args as process.args (defaultArgs when none).
+func bundleSpec(opt bundleOpt, args []string) *specs.Spec {
+	if len(args) == 0 {
+		args = defaultArgs
+	}
+	caps := []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
+	return &specs.Spec{
+		Version: "1.0.2",
+		Process: &specs.Process{
+			Terminal: opt&withTerminal != 0,
+			User:     specs.User{UID: 0, GID: 0},
+			Args:     args,
+			Env:      []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"},
+			Cwd:      "/",
+			Capabilities: &specs.LinuxCapabilities{
+				Bounding: caps, Effective: caps, Permitted: caps, Ambient: caps,
+			},
+			Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1024, Soft: 1024}},
+			NoNewPrivileges: true,
+		},
+		Root:     &specs.Root{Path: "rootfs", Readonly: opt&writableRoot == 0},
+		Hostname: "wharf",
+		Mounts: []specs.Mount{
+			{Destination: "/proc", Type: "proc", Source: "proc"},
+			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+			{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+			{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+			{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+			{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
+		},
+		Linux: &specs.Linux{
+			Resources: &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}},
+			Namespaces: []specs.LinuxNamespace{
+				{Type: specs.PIDNamespace}, {Type: specs.NetworkNamespace}, {Type: specs.IPCNamespace},
+				{Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
+			},
+			MaskedPaths: []string{"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+				"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"},
+			ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
+		},
+	}
+}
+
+// bundle makes a busybox bundle in a new temporary directory and returns its path: rootfs/ is
+// the busybox test image's root file system (testutil.BusyboxRootfs), config.json is
+// bundleSpec(opt, args), then edit, when not nil, changes it as decoded JSON (objects are
+// map[string]any, arrays []any).
+func bundle(t *testing.T, opt bundleOpt, edit func(cfg map[string]any), args ...string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "bundle")
-	cmd := exec.Command(filepath.Join(testutil.Shared(t), "peers", "images", "make-bundle.sh"), append([]string{dir}, args...)...)
-	cmd.Env = append(os.Environ(), envv...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make-bundle.sh: %v\n%s", err, out)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testutil.BusyboxRootfs(t, filepath.Join(dir, "rootfs"))
+	b, err := json.Marshal(bundleSpec(opt, args))
+	if err != nil {
+		t.Fatal(err)
 	}
 	if edit != nil {
-		p := filepath.Join(dir, "config.json")
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
 		var cfg map[string]any
 		if err := json.Unmarshal(b, &cfg); err != nil {
 			t.Fatal(err)
 		}
 		edit(cfg)
-		if b, err = json.MarshalIndent(cfg, "", " "); err != nil {
+		if b, err = json.Marshal(cfg); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 	return dir
 }

@@ -29,7 +29,7 @@ func TestRunForeground(t *testing.T) {
 		{"exit code", []string{"sh", "-c", "exit 7"}, 7, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := bundle(t, nil, nil, tc.args...)
+			b := bundle(t, plain, nil, tc.args...)
 			cmd := e.cmd("run", "--bundle", b, "fg-"+strings.ReplaceAll(tc.name, " ", "-"))
 			out, err := cmd.Output()
 			code := 0
@@ -52,7 +52,7 @@ func TestRunForeground(t *testing.T) {
 // death by signal as 128+N.
 func TestRunSignals(t *testing.T) {
 	e := newEnv(t)
-	b := bundle(t, nil, nil, "sh", "-c", "trap 'exit 3' TERM; echo ready; while :; do sleep 0.1; done")
+	b := bundle(t, plain, nil, "sh", "-c", "trap 'exit 3' TERM; echo ready; while :; do sleep 0.1; done")
 	for _, tc := range []struct {
 		name string
 		send func(cmd *exec.Cmd, id string)
@@ -95,7 +95,7 @@ func TestRunSignals(t *testing.T) {
 // state on disk is what carries the container from one command to the next.
 func TestLifecycle(t *testing.T) {
 	e := newEnv(t)
-	b := bundle(t, nil, func(cfg map[string]any) {
+	b := bundle(t, plain, func(cfg map[string]any) {
 		cfg["annotations"] = map[string]any{"org.example.key": "value"}
 	}, "sleep", "600")
 	id := "life"
@@ -160,7 +160,7 @@ func TestLifecycle(t *testing.T) {
 
 func TestDeleteForceAndCreated(t *testing.T) {
 	e := newEnv(t)
-	b := bundle(t, nil, nil, "sleep", "600")
+	b := bundle(t, plain, nil, "sleep", "600")
 	t.Run("created is deleted without force, as runc", func(t *testing.T) {
 		e.ok("create", "--bundle", b, "cr")
 		pid := e.state("cr").Pid
@@ -215,7 +215,7 @@ func TestHookOrder(t *testing.T) {
 	// startContainer runs after pivot_root: its path and its log are inside the container
 	startHook := map[string]any{"path": "/bin/sh", "args": []string{"sh", "-c",
 		`st=$(cat); s=${st#*\"status\":\"}; echo "startContainer ${s%%\"*} $(hostname) $HOOKENV" >> /hooks.log`}, "env": []string{"HOOKENV=startContainer-env"}}
-	b := bundle(t, []string{"READONLY=false"}, func(cfg map[string]any) {
+	b := bundle(t, writableRoot, func(cfg map[string]any) {
 		cfg["hooks"] = map[string]any{
 			"prestart": []any{hook("prestart")}, "createRuntime": []any{hook("createRuntime")},
 			"createContainer": []any{hook("createContainer")}, "startContainer": []any{startHook},
@@ -247,7 +247,7 @@ func TestHookOrder(t *testing.T) {
 	}
 
 	t.Run("failing createRuntime hook fails create and leaves nothing", func(t *testing.T) {
-		b := bundle(t, nil, func(cfg map[string]any) {
+		b := bundle(t, plain, func(cfg map[string]any) {
 			cfg["hooks"] = map[string]any{"createRuntime": []any{map[string]any{"path": "/bin/false"}}}
 		}, "sleep", "600")
 		if r := e.run("create", "--bundle", b, "badhook"); r.code == 0 || !strings.Contains(e.lastLogError(), "createRuntime") {
@@ -263,7 +263,7 @@ func TestHookOrder(t *testing.T) {
 	t.Run("failing poststart and poststop hooks are warnings", func(t *testing.T) {
 		mark := filepath.Join(t.TempDir(), "ran")
 		after := map[string]any{"path": "/bin/sh", "args": []string{"sh", "-c", "echo ran >> " + mark}}
-		b := bundle(t, nil, func(cfg map[string]any) {
+		b := bundle(t, plain, func(cfg map[string]any) {
 			cfg["hooks"] = map[string]any{
 				"poststart": []any{map[string]any{"path": "/bin/false"}, after},
 				"poststop":  []any{map[string]any{"path": "/bin/false"}, after},
@@ -280,7 +280,7 @@ func TestHookOrder(t *testing.T) {
 		}
 	})
 	t.Run("hook timeout", func(t *testing.T) {
-		b := bundle(t, nil, func(cfg map[string]any) {
+		b := bundle(t, plain, func(cfg map[string]any) {
 			cfg["hooks"] = map[string]any{"prestart": []any{map[string]any{"path": "/bin/sleep", "args": []string{"sleep", "30"}, "timeout": 1}}}
 		}, "sleep", "600")
 		if r := e.run("create", "--bundle", b, "slowhook"); r.code == 0 || !strings.Contains(e.lastLogError(), "timed out") {
@@ -305,7 +305,7 @@ func TestJoinNetnsByPath(t *testing.T) {
 	if err := unix.Stat(nsPath, &st); err != nil {
 		t.Fatal(err)
 	}
-	b := bundle(t, nil, func(cfg map[string]any) {
+	b := bundle(t, plain, func(cfg map[string]any) {
 		linux := obj(cfg, "linux")
 		nss := linux["namespaces"].([]any)
 		for i, ns := range nss {
@@ -319,7 +319,7 @@ func TestJoinNetnsByPath(t *testing.T) {
 		t.Fatalf("container's netns %q, want %q", out, want)
 	}
 	// the runtime's own thread that joined is gone: a second container still gets a new netns
-	b2 := bundle(t, nil, nil, "sh", "-c", "readlink /proc/self/ns/net")
+	b2 := bundle(t, plain, nil, "sh", "-c", "readlink /proc/self/ns/net")
 	if out2 := e.ok("run", "--bundle", b2, "netns2").stdout; out2 == out {
 		t.Fatalf("a container without a netns path joined %s", out2)
 	}
@@ -334,7 +334,7 @@ func TestHostileSymlink(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "marker"), []byte("inside"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b := bundle(t, []string{"READONLY=false"}, func(cfg map[string]any) {
+	b := bundle(t, writableRoot, func(cfg map[string]any) {
 		mounts := cfg["mounts"].([]any)
 		cfg["mounts"] = append(mounts,
 			map[string]any{"destination": "/evil/sub", "type": "bind", "source": src, "options": []string{"rbind", "ro"}},
@@ -369,7 +369,7 @@ func TestHostileSymlink(t *testing.T) {
 // TestConsoleSocket receives the pty master as containerd's shim does.
 func TestConsoleSocket(t *testing.T) {
 	e := newEnv(t)
-	b := bundle(t, []string{"TERMINAL=true"}, nil, "sh", "-c", "tty; echo tty-ok; sleep 1")
+	b := bundle(t, withTerminal, nil, "sh", "-c", "tty; echo tty-ok; sleep 1")
 	sock := filepath.Join(t.TempDir(), "console.sock")
 	l, err := net.Listen("unix", sock)
 	if err != nil {
@@ -434,7 +434,7 @@ func TestConsoleSocket(t *testing.T) {
 // no state and no cgroup behind.
 func TestBadInput(t *testing.T) {
 	e := newEnv(t)
-	good := bundle(t, nil, nil, "true")
+	good := bundle(t, plain, nil, "true")
 	write := func(content string) string {
 		d := t.TempDir()
 		if err := os.Symlink(filepath.Join(good, "rootfs"), filepath.Join(d, "rootfs")); err != nil {
@@ -529,7 +529,7 @@ func TestVersionAndFeatures(t *testing.T) {
 // mounts of the host's there (mknod is refused in a user namespace).
 func TestUserNamespace(t *testing.T) {
 	e := newEnv(t)
-	b := bundle(t, nil, func(cfg map[string]any) {
+	b := bundle(t, plain, func(cfg map[string]any) {
 		linux := obj(cfg, "linux")
 		linux["namespaces"] = append(linux["namespaces"].([]any), map[string]any{"type": "user"})
 		m := []any{map[string]any{"containerID": 0, "hostID": 200000, "size": 65536}}
@@ -582,7 +582,7 @@ func TestUserNamespace(t *testing.T) {
 // TestTimeNamespace: offsets are applied to a new time namespace, and exec joins it.
 func TestTimeNamespace(t *testing.T) {
 	e := newEnv(t)
-	b := bundle(t, nil, func(cfg map[string]any) {
+	b := bundle(t, plain, func(cfg map[string]any) {
 		linux := obj(cfg, "linux")
 		linux["namespaces"] = append(linux["namespaces"].([]any), map[string]any{"type": "time"})
 		linux["timeOffsets"] = map[string]any{"boottime": map[string]any{"secs": 1000000}}
@@ -601,7 +601,7 @@ func TestTimeNamespace(t *testing.T) {
 // namespace shows them at its root.
 func TestResources(t *testing.T) {
 	e := newEnv(t)
-	b := bundle(t, nil, func(cfg map[string]any) {
+	b := bundle(t, plain, func(cfg map[string]any) {
 		linux := obj(cfg, "linux")
 		res := obj(linux, "resources")
 		res["memory"] = map[string]any{"limit": 67108864}
@@ -652,7 +652,7 @@ func TestInheritedMountNamespace(t *testing.T) {
 		delete(linux, "readonlyPaths")
 		obj(cfg, "root")["readonly"] = true
 	}
-	b := bundle(t, nil, noMountNS, "sleep", "600")
+	b := bundle(t, plain, noMountNS, "sleep", "600")
 	rootfs, err := filepath.EvalSymlinks(filepath.Join(b, "rootfs"))
 	if err != nil {
 		t.Fatal(err)
@@ -697,7 +697,7 @@ func TestInheritedMountNamespace(t *testing.T) {
 		t.Fatalf("%d mounts under %s after delete, want the %d there before", n, rootfs, before)
 	}
 
-	masked := bundle(t, nil, func(cfg map[string]any) {
+	masked := bundle(t, plain, func(cfg map[string]any) {
 		noMountNS(cfg)
 		obj(cfg, "linux")["maskedPaths"] = []any{"/proc/kcore"}
 	}, "true")

@@ -24,14 +24,14 @@ func TestPreserveFds(t *testing.T) {
 		t.Cleanup(func() { f.Close() })
 		return f
 	}
-	b := bundle(t, nil, nil, "sh", "-c", "cat <&3")
+	b := bundle(t, plain, nil, "sh", "-c", "cat <&3")
 	cmd := e.cmd("run", "--bundle", b, "--preserve-fds", "1", "pf-run")
 	cmd.ExtraFiles = []*os.File{open()}
 	if out, err := cmd.CombinedOutput(); err != nil || string(out) != "through fd 3\n" {
 		t.Fatalf("run --preserve-fds 1: %v: %q", err, out)
 	}
 
-	b = bundle(t, nil, nil, "sleep", "30")
+	b = bundle(t, plain, nil, "sleep", "30")
 	e.ok("run", "-d", "--bundle", b, "pf-exec")
 	cmd = e.cmd("exec", "--preserve-fds", "1", "pf-exec", "sh", "-c", "cat <&3")
 	cmd.ExtraFiles = []*os.File{open()}

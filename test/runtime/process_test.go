@@ -43,7 +43,7 @@ func setArgs(cfg map[string]any, script string) {
 // what the process sees.
 func TestProcessAndRootfs(t *testing.T) {
 	e := newEnv(t)
-	base := bundle(t, nil, nil)
+	base := bundle(t, plain, nil)
 	for _, tc := range []struct {
 		name   string
 		edit   func(cfg map[string]any)
@@ -123,7 +123,7 @@ func TestProcessAndRootfs(t *testing.T) {
 // TestExec covers exec's two forms: a process.json and arguments with flags.
 func TestExec(t *testing.T) {
 	e := newEnv(t)
-	b := bundle(t, nil, nil, "sleep", "600")
+	b := bundle(t, plain, nil, "sleep", "600")
 	e.ok("run", "-d", "--bundle", b, "ex")
 	proc := filepath.Join(t.TempDir(), "process.json")
 	if err := os.WriteFile(proc, []byte(`{"args":["sh","-c","id -u; pwd; echo $A"],"cwd":"/tmp","env":["A=from-file"],"user":{"uid":5,"gid":5}}`), 0o644); err != nil {
@@ -174,7 +174,7 @@ func TestExec(t *testing.T) {
 // TestCgroupsPath: runc's conventions for absolute, relative and systemd-style paths.
 func TestCgroupsPath(t *testing.T) {
 	e := newEnv(t)
-	base := bundle(t, nil, nil)
+	base := bundle(t, plain, nil)
 	own, _ := os.ReadFile("/proc/self/cgroup")
 	pidsOwn := ""
 	for _, l := range strings.Split(string(own), "\n") {
@@ -235,7 +235,7 @@ func TestSeccomp(t *testing.T) {
 	want := "Seccomp:\t2\nmkdir: can't create directory '/tmp/x': Operation not permitted\nmkdir=1\nls=0\n"
 	for _, nnp := range []bool{false, true} {
 		t.Run(fmt.Sprintf("noNewPrivileges=%v", nnp), func(t *testing.T) {
-			b := bundle(t, nil, func(cfg map[string]any) {
+			b := bundle(t, plain, func(cfg map[string]any) {
 				obj(cfg, "linux")["seccomp"] = profile
 				obj(cfg, "process")["noNewPrivileges"] = nnp
 			}, "sh", "-c", script)
@@ -246,7 +246,7 @@ func TestSeccomp(t *testing.T) {
 		})
 	}
 	t.Run("exec", func(t *testing.T) {
-		b := bundle(t, nil, func(cfg map[string]any) { obj(cfg, "linux")["seccomp"] = profile }, "sleep", "600")
+		b := bundle(t, plain, func(cfg map[string]any) { obj(cfg, "linux")["seccomp"] = profile }, "sleep", "600")
 		e.ok("run", "-d", "--bundle", b, "sc-exec")
 		r := e.run("exec", "sc-exec", "sh", "-c", "mkdir /tmp/y 2>/dev/null; echo mkdir=$?")
 		if r.code != 0 || r.stdout != "mkdir=1\n" {
@@ -255,7 +255,7 @@ func TestSeccomp(t *testing.T) {
 		e.ok("delete", "-f", "sc-exec")
 	})
 	t.Run("unsupported profile", func(t *testing.T) {
-		b := bundle(t, nil, func(cfg map[string]any) {
+		b := bundle(t, plain, func(cfg map[string]any) {
 			obj(cfg, "linux")["seccomp"] = map[string]any{"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/run/nope.sock"}
 		}, "true")
 		r := e.run("run", "--bundle", b, "sc-bad")
@@ -277,7 +277,7 @@ func TestSecurityLabelsWithoutLSM(t *testing.T) {
 			if b, err := os.ReadFile(tc.enabled); err == nil && (tc.module == "SELinux" || strings.HasPrefix(string(b), "Y")) {
 				t.Skipf("%s is enabled on this host", tc.module)
 			}
-			b := bundle(t, nil, func(cfg map[string]any) { obj(cfg, "process")[tc.field] = tc.value }, "true")
+			b := bundle(t, plain, func(cfg map[string]any) { obj(cfg, "process")[tc.field] = tc.value }, "true")
 			r := e.run("run", "--bundle", b, "lsm-"+tc.field)
 			if r.code == 0 || !strings.Contains(r.stderr, "process."+tc.field) || !strings.Contains(r.stderr, tc.module+" is not enabled") {
 				t.Fatalf("%s; want an error naming process.%s", r, tc.field)
@@ -290,7 +290,7 @@ func TestSecurityLabelsWithoutLSM(t *testing.T) {
 // `events` streams them and reports the OOM killer's kills, until the container stops.
 func TestEvents(t *testing.T) {
 	e := newEnv(t)
-	b := bundle(t, nil, func(cfg map[string]any) {
+	b := bundle(t, plain, func(cfg map[string]any) {
 		obj(obj(cfg, "linux"), "resources")["memory"] = map[string]any{"limit": 16 << 20}
 		obj(obj(cfg, "linux"), "resources")["pids"] = map[string]any{"limit": 50}
 	}, "/oom.sh")

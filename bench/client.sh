@@ -98,18 +98,11 @@ chmod +x "$WORK/stop.sh" "$WORK/restart.sh"
 at_exit '"$WORK/stop.sh"; rm -rf "$WORK/out" "$WORK/reg/data"'
 "$WORK/restart.sh" || die "the $REGISTRY registry did not start"
 
-# bench CASE WHARF_CMD SKOPEO_CMD PREPARE: checks both once, then times them in one hyperfine
-# run; prints "wharf_s skopeo_s".
+# bench CASE WHARF_CMD SKOPEO_CMD PREPARE: both checked once, then timed in one hyperfine run;
+# prints "wharf_s skopeo_s".
 bench() {
-  local j=$WORK/$REGISTRY-$1.json c
-  for c in "$2" "$3"; do
-    "$4"
-    # shellcheck disable=SC2086 # split as hyperfine -N splits it
-    $c > "$WORK/$1-check.log" 2>&1 || { tail -5 "$WORK/$1-check.log" >&2; die "$1: failed: $c"; }
-  done
   say "$1: $RUNS runs each"
-  hyperfine -N --style basic --runs "$RUNS" --export-json "$j" --prepare "$4" -n wharf "$2" -n skopeo "$3" >&2
-  jq -r '[(.results[] | select(.command == "wharf") | .median), (.results[] | select(.command == "skopeo") | .median)] | join(" ")' "$j"
+  time_pair "$WORK/$REGISTRY-$1.json" "$4" "$RUNS" "$2" "$3"
 }
 printf '#!/bin/sh\nrm -rf "%s"\n' "$WORK/out" > "$WORK/clean.sh"
 chmod +x "$WORK/clean.sh"

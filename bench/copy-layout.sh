@@ -44,17 +44,10 @@ at_exit 'rm -rf "$WORK/out-w" "$WORK/out-s"'
 printf '#!/bin/sh\nrm -rf "%s" "%s"\n' "$WORK/out-w" "$WORK/out-s" > "$WORK/clean.sh"
 chmod +x "$WORK/clean.sh"
 
-# bench CASE WHARF_CMD SKOPEO_CMD: checks both once, then times them; prints "wharf_s skopeo_s".
+# bench CASE WHARF_CMD SKOPEO_CMD: both checked once, then timed; prints "wharf_s skopeo_s".
 bench() {
-  local j=$WORK/$1.json c
-  for c in "$2" "$3"; do
-    "$WORK/clean.sh"
-    # shellcheck disable=SC2086 # split as hyperfine -N splits it
-    $c > "$WORK/$1-check.log" 2>&1 || { tail -5 "$WORK/$1-check.log" >&2; die "$1: failed: $c"; }
-  done
   say "$1: $RUNS runs each"
-  hyperfine -N --style basic --runs "$RUNS" --export-json "$j" --prepare "$WORK/clean.sh" -n wharf "$2" -n skopeo "$3" >&2
-  jq -r '[(.results[] | select(.command == "wharf") | .median), (.results[] | select(.command == "skopeo") | .median)] | join(" ")' "$j"
+  time_pair "$WORK/$1.json" "$WORK/clean.sh" "$RUNS" "$2" "$3"
 }
 read -r w s < <(bench one "$WHARF copy -q oci:$L:$T oci:$WORK/out-w:x" "skopeo copy -q oci:$L:$T oci:$WORK/out-s:x")
 read -r wa sa < <(bench all "$WHARF copy -q --all oci:$MULTI:latest oci:$WORK/out-w:x" "skopeo copy -q --all oci:$MULTI:latest oci:$WORK/out-s:x")

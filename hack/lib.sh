@@ -106,3 +106,17 @@ image_ref() {
     if [ "$(grep -c . <<<"$tags")" = 1 ]; then IMAGE_TAG=$tags; else IMAGE_TAG=latest; fi
   fi
 }
+
+# time_pair JSON PREPARE RUNS CMD_A CMD_B: runs PREPARE then each command once, untimed (it
+# must work; its output goes to JSON.check.log), then times both in one `hyperfine -N` run with
+# PREPARE before every run, and prints "MEDIAN_A MEDIAN_B" in seconds (hyperfine's JSON in JSON).
+time_pair() {
+  local json=$1 prep=$2 runs=$3 a=$4 b=$5 c
+  for c in "$a" "$b"; do
+    $prep
+    # shellcheck disable=SC2086 # split as hyperfine -N splits it
+    $c > "$json.check.log" 2>&1 || { tail -5 "$json.check.log" >&2; die "failed: $c"; }
+  done
+  hyperfine -N --style basic --runs "$runs" --export-json "$json" --prepare "$prep" -n a "$a" -n b "$b" >&2
+  jq -r '[(.results[] | select(.command == "a") | .median), (.results[] | select(.command == "b") | .median)] | join(" ")' "$json"
+}

@@ -139,18 +139,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 		}
 		return ""
 	}
-	waitStatus := func(id, want string) func(t *testing.T) {
-		return func(t *testing.T) {
-			var s string
-			for i := 0; i < 50; i++ {
-				if s = taskStatus(id); s == want {
-					return
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-			t.Fatalf("task %s: status %q, want %s", id, s, want)
-		}
-	}
+	waitStatus := func(id, want string) func(t *testing.T) { return waitFor("task "+id, taskStatus, id, want) }
 
 	s := &steps{t: t}
 	s.run("image-import", func(t *testing.T) {
@@ -226,18 +215,7 @@ func podmanDropin(t *testing.T, rt string) {
 		out, _ := command(30*time.Second, p("inspect", "-f", "{{.State.Status}}", id)...)
 		return strings.TrimSpace(out)
 	}
-	waitStatus := func(id, want string) func(t *testing.T) {
-		return func(t *testing.T) {
-			var s string
-			for i := 0; i < 50; i++ {
-				if s = status(id); s == want {
-					return
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-			t.Fatalf("container %s: status %q, want %s", id, s, want)
-		}
-	}
+	waitStatus := func(id, want string) func(t *testing.T) { return waitFor("container "+id, status, id, want) }
 
 	s := &steps{t: t}
 	s.run("image-pull", func(t *testing.T) {
@@ -559,5 +537,19 @@ func writeFile(t *testing.T, p, s string) {
 	t.Helper()
 	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitFor is a step that polls status(id) for 5 s until it says want.
+func waitFor(what string, status func(string) string, id, want string) func(t *testing.T) {
+	return func(t *testing.T) {
+		var s string
+		for i := 0; i < 50; i++ {
+			if s = status(id); s == want {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("%s: status %q, want %s", what, s, want)
 	}
 }

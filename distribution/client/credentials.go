@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wharfoci/wharf/errdef"
+	"github.com/wharfoci/wharf/internal/durable"
 )
 
 // Credentials reads (and, for login and logout, writes) registry credentials the way docker,
@@ -235,26 +236,10 @@ func (s *Credentials) update(fn func(cf configFile, raw, auths map[string]json.R
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(s.WriteFile), 0o700); err != nil {
+	if err := durable.MkdirAll(filepath.Dir(s.WriteFile), 0o700); err != nil {
 		return fmt.Errorf("store credentials: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(s.WriteFile), ".wharf-auth-*")
-	if err != nil {
-		return fmt.Errorf("store credentials: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(out, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("store credentials: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("store credentials: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("store credentials: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), s.WriteFile); err != nil {
+	if err := durable.WriteFile(s.WriteFile, append(out, '\n'), 0o600); err != nil {
 		return fmt.Errorf("store credentials: %w", err)
 	}
 	return nil

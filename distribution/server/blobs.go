@@ -177,7 +177,7 @@ func (g *Registry) deleteBlob(w http.ResponseWriter, r *http.Request, rt route) 
 	if !ok {
 		return
 	}
-	if err := os.Remove(g.blobLink(rt.name, d)); err != nil {
+	if err := removeDurably(g.blobLink(rt.name, d)); err != nil {
 		if errors.Is(err, os.ErrNotExist) || isNotDir(err) {
 			g.blobError(w, r, d, errdef.ErrNotFound)
 			return

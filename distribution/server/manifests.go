@@ -215,8 +215,12 @@ func (g *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, rt rou
 		return
 	}
 	if !isDigest {
-		if err := os.Remove(g.tagPath(rt.name, rt.ref)); err != nil {
-			manifestUnknown(w, rt.name, rt.ref)
+		if err := removeDurably(g.tagPath(rt.name, rt.ref)); err != nil {
+			if errors.Is(err, os.ErrNotExist) || isNotDir(err) {
+				manifestUnknown(w, rt.name, rt.ref)
+			} else {
+				g.serverError(w, r, err)
+			}
 			return
 		}
 		w.Header().Set("Content-Length", "0")
@@ -229,20 +233,24 @@ func (g *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, rt rou
 		manifestUnknown(w, rt.name, rt.ref)
 		return
 	}
-	if err := os.Remove(g.manifestLink(rt.name, d)); err != nil {
-		manifestUnknown(w, rt.name, rt.ref)
+	if err := removeDurably(g.manifestLink(rt.name, d)); err != nil {
+		if errors.Is(err, os.ErrNotExist) || isNotDir(err) {
+			manifestUnknown(w, rt.name, rt.ref)
+		} else {
+			g.serverError(w, r, err)
+		}
 		return
 	}
 	// Clean up what named it: its referrer entry and the tags pointing at it.
 	if b, err := content.ReadAll(r.Context(), g.store, ocispec.Descriptor{MediaType: m.MediaType, Digest: d, Size: m.Size}, 0); err == nil {
 		if subj, err := image.Subject(ocispec.Descriptor{MediaType: m.MediaType, Digest: d, Size: m.Size}, b); err == nil && subj != nil {
-			os.Remove(filepath.Join(g.referrersDir(rt.name, subj.Digest), referrerEntry(d)))
+			removeDurably(filepath.Join(g.referrersDir(rt.name, subj.Digest), referrerEntry(d)))
 		}
 	}
 	tags, _ := listDir(filepath.Join(g.repoDir(rt.name), "_tags"))
 	for _, t := range tags {
 		if b, err := os.ReadFile(g.tagPath(rt.name, t)); err == nil && strings.TrimSpace(string(b)) == string(d) {
-			os.Remove(g.tagPath(rt.name, t))
+			removeDurably(g.tagPath(rt.name, t))
 		}
 	}
 	w.Header().Set("Content-Length", "0")

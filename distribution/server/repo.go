@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wharfoci/wharf/errdef"
+	"github.com/wharfoci/wharf/internal/durable"
 )
 
 // Repository links. Names, tags, digests and upload ids are validated before they reach these
@@ -57,7 +58,13 @@ func (g *Registry) linkBlob(name string, d digest.Digest, src string) error {
 	for attempt := 0; ; attempt++ {
 		err := unix.Linkat(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, 0)
 		switch {
-		case err == nil, errors.Is(err, unix.EEXIST):
+		case err == nil:
+			// the link is acknowledged to the client: make the new directory entry durable
+			if err := syncDir(filepath.Dir(dst)); err != nil {
+				return fmt.Errorf("link blob %s into %s: %w", d, name, err)
+			}
+			return nil
+		case errors.Is(err, unix.EEXIST):
 			return nil
 		case errors.Is(err, unix.EMLINK):
 			// The file system's hard-link limit (65000 on ext4): give this repository a copy.
@@ -66,7 +73,7 @@ func (g *Registry) linkBlob(name string, d digest.Digest, src string) error {
 			if _, serr := os.Lstat(src); serr != nil {
 				return fmt.Errorf("link blob %s into %s: %w", d, name, errdef.ErrNotFound)
 			}
-			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			if err := durable.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 				return fmt.Errorf("link blob %s into %s: %w", d, name, err)
 			}
 		default:
@@ -75,30 +82,17 @@ func (g *Registry) linkBlob(name string, d digest.Digest, src string) error {
 	}
 }
 
-// copyFile copies src to dst (a temporary file, fsync, rename).
+// copyFile copies src to dst durably (internal/durable).
 func copyFile(src, dst string) error {
 	in, err := os.OpenFile(src, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	tmp := filepath.Join(filepath.Dir(dst), ".tmp-"+randomID())
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
-	if err != nil {
+	return durable.WriteFileFunc(dst, 0o444, func(out *os.File) error {
+		_, err := io.Copy(out, in)
 		return err
-	}
-	defer os.Remove(tmp)
-	_, err = io.Copy(out, in)
-	if err == nil {
-		err = out.Sync()
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(tmp, dst)
+	})
 }
 
 // statBlob returns the size of blob d in repository name (errdef.ErrNotFound when it is not
@@ -134,24 +128,34 @@ func (g *Registry) openBlob(name string, d digest.Digest) (*os.File, int64, erro
 	return f, st.Size(), nil
 }
 
-// writeAtomic writes b to path through a temporary file and a rename, creating directories.
+// writeAtomic replaces path with b durably (internal/durable), creating its directories.
 func writeAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	tmp := filepath.Join(dir, ".tmp-"+randomID())
-	err := os.WriteFile(tmp, b, 0o644)
+	err := durable.WriteFile(path, b, 0o644)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err = os.MkdirAll(dir, 0o755); err == nil {
-			err = os.WriteFile(tmp, b, 0o644)
+		if err = durable.MkdirAll(filepath.Dir(path), 0o755); err == nil {
+			err = durable.WriteFile(path, b, 0o644)
 		}
 	}
+	return err
+}
+
+// removeDurably removes path and fsyncs its directory: a delete acknowledged to a client
+// stays deleted after a crash.
+func removeDurably(path string) error {
+	if err := os.Remove(path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir makes what was linked or renamed into dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	defer d.Close()
+	return durable.SyncDir(int(d.Fd()), dir)
 }
 
 func randomID() string {

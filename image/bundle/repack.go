@@ -2,9 +2,7 @@ package bundle
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +19,7 @@ import (
 	"github.com/wharfoci/wharf/errdef"
 	"github.com/wharfoci/wharf/image"
 	"github.com/wharfoci/wharf/image/layer"
+	"github.com/wharfoci/wharf/internal/durable"
 	"github.com/wharfoci/wharf/internal/rootfs"
 )
 
@@ -265,36 +264,18 @@ func pushImage(ctx context.Context, s Store, m *ocispec.Manifest, mt string, img
 	return md, cd, nil
 }
 
+// writeSnapshotFile records root's state in dir's snapshot file, replacing it durably.
 func writeSnapshotFile(root *rootfs.Root, dir string) error {
-	tmp := filepath.Join(dir, "."+SnapshotFile+"."+randHex())
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0600)
-	if err != nil {
-		return err
-	}
-	err = layer.WriteSnapshot(root, f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, SnapshotFile))
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
+	return durable.WriteFileFunc(filepath.Join(dir, SnapshotFile), 0o600, func(f *os.File) error {
+		return layer.WriteSnapshot(root, f)
+	})
 }
 
+// writeJSONAtomic replaces p with v's indented JSON durably.
 func writeJSONAtomic(p string, v any) error {
-	tmp := p + "." + randHex()
-	if err := writeJSON(tmp, v); err != nil {
-		os.Remove(tmp)
+	b, err := json.MarshalIndent(v, "", "\t")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, p)
-}
-
-func randHex() string {
-	var b [6]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return durable.WriteFile(p, append(b, '\n'), 0o644)
 }

@@ -1,8 +1,6 @@
 package layout
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -82,42 +80,6 @@ func readCapped(dirfd int, root, name string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: %w: over the %d byte limit", f.Name(), errdef.ErrTooLarge, limit)
 	}
 	return b, nil
-}
-
-// writeAtomic replaces name inside dirfd with b: a temporary file in the same directory, fsync,
-// rename over name, fsync of the directory. Readers see the old or the new content, never a mix.
-func writeAtomic(dirfd int, root, name string, b []byte, mode uint32) error {
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := "." + name + ".tmp-" + hex.EncodeToString(rnd[:])
-	f, err := openIn(dirfd, root, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, mode)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			_ = unix.Unlinkat(dirfd, tmp, 0)
-		}
-	}()
-	if _, err := f.Write(b); err != nil {
-		return fmt.Errorf("write %s: %w", f.Name(), err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", f.Name(), err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", f.Name(), err)
-	}
-	if err := unix.Renameat(dirfd, tmp, dirfd, name); err != nil {
-		return fmt.Errorf("rename %s into place: %w", filepath.Join(root, name), err)
-	}
-	ok = true
-	if err := unix.Fsync(dirfd); err != nil {
-		return fmt.Errorf("sync directory %s: %w", root, err)
-	}
-	return nil
 }
 
 // statIn lstats name inside dirfd without following symlinks anywhere.

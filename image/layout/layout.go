@@ -19,6 +19,7 @@ import (
 	"github.com/wharfoci/wharf/content/local"
 	"github.com/wharfoci/wharf/errdef"
 	"github.com/wharfoci/wharf/image"
+	"github.com/wharfoci/wharf/internal/durable"
 )
 
 const (
@@ -125,12 +126,12 @@ func Init(dir string) (*Layout, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeAtomic(dfd, root, IndexFile, idx, 0o644); err != nil {
+	if err := durable.WriteAt(dfd, root, IndexFile, idx, 0o644); err != nil {
 		return nil, fmt.Errorf("init layout: %w", err)
 	}
 	marker, _ := json.Marshal(ocispec.ImageLayout{Version: Version})
 	// The marker goes last: a directory is a layout only once it is complete.
-	if err := writeAtomic(dfd, root, LayoutFile, marker, 0o644); err != nil {
+	if err := durable.WriteAt(dfd, root, LayoutFile, marker, 0o644); err != nil {
 		return nil, fmt.Errorf("init layout: %w", err)
 	}
 	return Open(root)
@@ -289,7 +290,7 @@ func (l *Layout) update(ctx context.Context, fn func(idx *ocispec.Index) (bool, 
 	if err != nil {
 		return err
 	}
-	return writeAtomic(dfd, l.root, IndexFile, b, 0o644)
+	return durable.WriteAt(dfd, l.root, IndexFile, b, 0o644)
 }
 
 // Fetch returns the blob d. The reader is not verified (wrap it with content.NewVerifyReader),

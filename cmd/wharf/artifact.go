@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wharfoci/wharf/image/artifact"
-	"github.com/wharfoci/wharf/internal/imageref"
+	"github.com/wharfoci/wharf/imageref"
 )
 
 // wharf artifact push|pull|attach|discover: what oras push, pull, attach and discover do, on

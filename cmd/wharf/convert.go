@@ -16,7 +16,7 @@ import (
 	"github.com/wharfoci/wharf/errdef"
 	"github.com/wharfoci/wharf/image"
 	imagecopy "github.com/wharfoci/wharf/image/copy"
-	"github.com/wharfoci/wharf/internal/imageref"
+	"github.com/wharfoci/wharf/imageref"
 )
 
 // converter is a copy source that presents an image's manifests and indexes converted to

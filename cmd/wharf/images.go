@@ -8,7 +8,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/wharfoci/wharf/image"
-	"github.com/wharfoci/wharf/internal/imageref"
+	"github.com/wharfoci/wharf/imageref"
 )
 
 // Helpers that turn command-line image names into library values. Every failure to parse a

@@ -14,7 +14,7 @@ import (
 
 	"github.com/wharfoci/wharf/content"
 	"github.com/wharfoci/wharf/image"
-	"github.com/wharfoci/wharf/internal/imageref"
+	"github.com/wharfoci/wharf/imageref"
 )
 
 // inspectOutput has the fields and names of `skopeo inspect` so that scripts written for one

@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wharfoci/wharf/distribution/client"
-	"github.com/wharfoci/wharf/internal/imageref"
+	"github.com/wharfoci/wharf/imageref"
 )
 
 // registryFlags are the flags of the commands that talk to registries (copy, inspect, tags,

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	imagecopy "github.com/wharfoci/wharf/image/copy"
-	"github.com/wharfoci/wharf/internal/imageref"
+	"github.com/wharfoci/wharf/imageref"
 )
 
 // syncResult is one tag `wharf sync --json` reports.

@@ -3,7 +3,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/wharfoci/wharf/internal/imageref"
+	"github.com/wharfoci/wharf/imageref"
 )
 
 // tagResult is what `wharf tag --json` and `wharf untag --json` print.

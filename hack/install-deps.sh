@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # The peers and their test tooling, plus gcc and libc6-dev for wharf-runtime's static cgo build
 # (its C constructor joins user and time namespaces before Go starts threads; see the Makefile).
 pkgs=(runc crun containerd podman conmon skopeo umoci docker-registry busybox-static catatonit
-      hyperfine debootstrap jq curl util-linux time file iproute2 python3 dpkg gcc libc6-dev)
+      hyperfine debootstrap jq curl util-linux time file iproute2 python3 dpkg gcc libc6-dev strace)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

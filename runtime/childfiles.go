@@ -1,14 +1,19 @@
 package runtime
 
 import (
+	"fmt"
 	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/wharfoci/wharf/errdef"
 )
 
 // childFiles lays out the descriptors a re-executed runtime child (a container's init, or an
-// exec'd process) inherits from fd 3 on, in the order both sides agree on: the preserved fds
-// (--preserve-fds), the child's end of the sync socket, then what the caller adds (the exec
-// fifo or the container's mount namespace, the console connection, the namespaces the C
-// constructor joins).
+// exec'd process) inherits from fd 3 on, in the order both sides agree on: the passed fds
+// (LISTEN_FDS and --preserve-fds), the child's end of the sync socket, then what the caller
+// adds (the exec fifo or the container's mount namespace, the console connection, the
+// namespaces the C constructor joins).
 type childFiles struct {
 	files []*os.File
 	// parent is the runtime's end of the sync socket, child the init's: close child once the
@@ -18,10 +23,17 @@ type childFiles struct {
 	opened        []*os.File // closed by Close
 }
 
-func newChildFiles(preserveFds int) (*childFiles, error) {
+// newChildFiles passes the runtime's descriptors 3 to 3+pass-1 on at the same numbers. Each
+// must be one this process was given (checkPassed): a number the caller did not fill is
+// refused, never filled with a descriptor of the runtime's own.
+func newChildFiles(pass int) (*childFiles, error) {
 	cf := &childFiles{}
-	for i := 0; i < preserveFds; i++ {
-		cf.files = append(cf.files, os.NewFile(uintptr(3+i), "preserved"))
+	for i := 0; i < pass; i++ {
+		fd := 3 + i
+		if err := checkPassed(fd); err != nil {
+			return nil, err
+		}
+		cf.files = append(cf.files, os.NewFile(uintptr(fd), "preserved"))
 	}
 	parent, child, err := socketPair()
 	if err != nil {
@@ -67,9 +79,25 @@ func (cf *childFiles) addConsole(conn *os.File, socket string) (int, error) {
 }
 
 // Close closes what childFiles opened: both ends of the sync socket, a dialed console and the
-// files from open; never the preserved fds or files the caller added.
+// files from open; never the passed fds or files the caller added.
 func (cf *childFiles) Close() {
 	for _, f := range cf.opened {
 		_ = f.Close()
 	}
+}
+
+// checkPassed refuses to pass on fd unless this process was started with it. A descriptor
+// inherited across execve has no close-on-exec flag (one with the flag would have been
+// closed), while everything Go opens — the runtime's log file, its state directory's lock,
+// the Go runtime's own cgroup files — has it: so a descriptor with the flag is the runtime's
+// own, whatever number it landed on.
+func checkPassed(fd int) error {
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	if err != nil {
+		return fmt.Errorf("pass descriptor %d to the container: %w: %w", fd, err, errdef.ErrInvalidArgument)
+	}
+	if flags&unix.FD_CLOEXEC != 0 {
+		return fmt.Errorf("pass descriptor %d to the container: the runtime was not given it (it is one of its own): %w", fd, errdef.ErrInvalidArgument)
+	}
+	return nil
 }

@@ -21,33 +21,90 @@ import (
 type ExecOpts struct {
 	PidFile       string
 	ConsoleSocket string
-	PreserveFds   int
-	IgnorePaused  bool
-	ConsoleConn   *os.File
+	// PreserveFds are descriptors after stdio the process gets (--preserve-fds); they must be
+	// descriptors this process was started with.
+	PreserveFds  int
+	IgnorePaused bool
+	ConsoleConn  *os.File
 }
 
 // Exec starts p inside the running container: in its namespaces (joined from the init's
-// /proc/PID/ns) and cgroups. It returns once p has been executed; the caller may Wait on it.
+// /proc/PID/ns) and cgroups, under its seccomp profile. It returns once p has been executed;
+// the caller may Wait on it.
 func (c *Container) Exec(p *specs.Process, o ExecOpts) (*os.Process, error) {
-	if err := validateProcess(p); err != nil {
+	if err := c.checkExec(p, o); err != nil {
 		return nil, err
+	}
+	ns, err := c.execNamespaces()
+	if err != nil {
+		return nil, err
+	}
+	root, err := c.openMountNamespace()
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	cfg := &initConfig{Kind: "exec", ID: c.s.ID, Process: p, Bundle: c.s.Bundle, PassFds: o.PreserveFds}
+	if c.s.Spec != nil && c.s.Spec.Linux != nil {
+		cfg.Seccomp = c.s.Spec.Linux.Seccomp // exec'd processes get the container's filter, as with runc
+	}
+	cf, nsenter, err := c.execChildFiles(cfg, root, ns.early, o)
+	if err != nil {
+		return nil, err
+	}
+	defer cf.Close()
+	cmd := c.rt.selfCmd(cf.syncFd, nil, nil, nil, cf.files, &syscall.SysProcAttr{})
+	if nsenter != "" {
+		cmd.Env = append(cmd.Env, "_WHARF_NSENTER="+nsenter)
+	}
+	err = startInNamespaces(cmd, ns.join)
+	cf.child.Close()
+	if err != nil {
+		return nil, fmt.Errorf("exec in container %s: %w", c.s.ID, err)
+	}
+	if err := c.awaitExec(cmd, cf.parent, cfg); err != nil {
+		return nil, err
+	}
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, cmd.Process.Pid); err != nil {
+			killChild(cmd)
+			return nil, fmt.Errorf("exec in container %s: %w", c.s.ID, err)
+		}
+	}
+	return cmd.Process, nil
+}
+
+// checkExec refuses a process exec cannot start: an invalid one, a container that is not
+// running or created (paused: only with IgnorePaused), a terminal without a console.
+func (c *Container) checkExec(p *specs.Process, o ExecOpts) error {
+	if err := validateProcess(p); err != nil {
+		return err
 	}
 	switch st := c.Status(); st {
 	case StatusRunning, StatusCreated:
 	case StatusPaused:
 		if !o.IgnorePaused {
-			return nil, fmt.Errorf("cannot exec in a paused container %s: %w", c.s.ID, errdef.ErrInvalidState)
+			return fmt.Errorf("cannot exec in a paused container %s: %w", c.s.ID, errdef.ErrInvalidState)
 		}
 	default:
-		return nil, fmt.Errorf("cannot exec in a %s container %s: %w", st, c.s.ID, errdef.ErrInvalidState)
+		return fmt.Errorf("cannot exec in a %s container %s: %w", st, c.s.ID, errdef.ErrInvalidState)
 	}
 	if p.Terminal && o.ConsoleSocket == "" && o.ConsoleConn == nil {
-		return nil, fmt.Errorf("exec in container %s: a terminal needs --console-socket: %w", c.s.ID, errdef.ErrInvalidArgument)
+		return fmt.Errorf("exec in container %s: a terminal needs --console-socket: %w", c.s.ID, errdef.ErrInvalidArgument)
 	}
-	pid := c.s.Pid
-	nsDir := "/proc/" + strconv.Itoa(pid) + "/ns/"
-	join := map[specs.LinuxNamespaceType]string{}
-	early := map[specs.LinuxNamespaceType]string{} // joined by the child's C constructor
+	return nil
+}
+
+// execJoins are the init's namespaces that are not the runtime's: joined on the forking
+// thread (join) or, the user and time namespaces, by the child's C constructor (early). The
+// mount namespace is joined by the child itself.
+type execJoins struct {
+	join, early map[specs.LinuxNamespaceType]string
+}
+
+func (c *Container) execNamespaces() (execJoins, error) {
+	nsDir := "/proc/" + strconv.Itoa(c.s.Pid) + "/ns/"
+	ns := execJoins{join: map[specs.LinuxNamespaceType]string{}, early: map[specs.LinuxNamespaceType]string{}}
 	for t, name := range nsProcName {
 		if t == specs.MountNamespace {
 			continue
@@ -57,39 +114,47 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (*os.Process, error) {
 		}
 		if t == specs.UserNamespace || t == specs.TimeNamespace {
 			if !haveNsenter {
-				return nil, fmt.Errorf("exec in container %s: joining its %s namespace needs a wharf-runtime built with cgo: %w (see docs/ARCHITECTURE.md)", c.s.ID, name, errdef.ErrUnsupported)
+				return ns, fmt.Errorf("exec in container %s: joining its %s namespace needs a wharf-runtime built with cgo: %w (see docs/ARCHITECTURE.md)", c.s.ID, name, errdef.ErrUnsupported)
 			}
-			early[t] = nsDir + name
+			ns.early[t] = nsDir + name
 			continue
 		}
-		join[t] = nsDir + name
+		ns.join[t] = nsDir + name
 	}
-	// the container's mount namespace, or, when it shares the runtime's, its root directory
-	what, path := "mount namespace", nsDir+"mnt"
+	return ns, nil
+}
+
+// openMountNamespace opens the container's mount namespace, or, when it shares the runtime's,
+// its root directory.
+func (c *Container) openMountNamespace() (*os.File, error) {
+	pid := strconv.Itoa(c.s.Pid)
+	what, path := "mount namespace", "/proc/"+pid+"/ns/mnt"
 	if c.s.HostMounts {
-		what, path = "root", "/proc/"+strconv.Itoa(pid)+"/root"
+		what, path = "root", "/proc/"+pid+"/root"
 	}
-	mntns, err := os.Open(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open %s of container %s: %w", what, c.s.ID, err)
 	}
-	defer mntns.Close()
-	cfg := &initConfig{Kind: "exec", ID: c.s.ID, Process: p, Bundle: c.s.Bundle, PreserveFds: o.PreserveFds}
-	if c.s.Spec != nil && c.s.Spec.Linux != nil {
-		cfg.Seccomp = c.s.Spec.Linux.Seccomp // exec'd processes get the container's filter, as with runc
-	}
+	return f, nil
+}
+
+// execChildFiles lays out the exec child's descriptors: the preserved ones, the sync socket,
+// the mount namespace (or root), the console, and the namespaces its C constructor joins,
+// whose "fd:flag" list it returns.
+func (c *Container) execChildFiles(cfg *initConfig, root *os.File, early map[specs.LinuxNamespaceType]string, o ExecOpts) (*childFiles, string, error) {
 	cf, err := newChildFiles(o.PreserveFds)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	defer cf.Close()
 	if c.s.HostMounts {
-		cfg.RootFd = cf.add(mntns)
+		cfg.RootFd = cf.add(root)
 	} else {
-		cfg.MntnsFd = cf.add(mntns)
+		cfg.MntnsFd = cf.add(root)
 	}
 	if cfg.ConsoleFd, err = cf.addConsole(o.ConsoleConn, o.ConsoleSocket); err != nil {
-		return nil, err
+		cf.Close()
+		return nil, "", err
 	}
 	var nsenter []string
 	for _, t := range []specs.LinuxNamespaceType{specs.UserNamespace, specs.TimeNamespace} {
@@ -99,44 +164,41 @@ func (c *Container) Exec(p *specs.Process, o ExecOpts) (*os.Process, error) {
 		}
 		fd, err := cf.open(p)
 		if err != nil {
-			return nil, fmt.Errorf("open %s namespace of container %s: %w", t, c.s.ID, err)
+			cf.Close()
+			return nil, "", fmt.Errorf("open %s namespace of container %s: %w", t, c.s.ID, err)
 		}
 		nsenter = append(nsenter, fmt.Sprintf("%d:%d", fd, nsFlags[t]))
 	}
-	cmd := c.rt.selfCmd(cf.syncFd, nil, nil, nil, cf.files, &syscall.SysProcAttr{})
-	if len(nsenter) > 0 {
-		cmd.Env = append(cmd.Env, "_WHARF_NSENTER="+strings.Join(nsenter, ","))
+	return cf, strings.Join(nsenter, ","), nil
+}
+
+// awaitExec puts the started child in the container's cgroups, sends it its config and waits
+// until it has executed the process (EOF on the sync socket: the child's end is close-on-exec)
+// or reports an error. On failure the child is gone.
+func (c *Container) awaitExec(cmd *exec.Cmd, sync *os.File, cfg *initConfig) error {
+	fail := func(err error) error {
+		killChild(cmd)
+		return fmt.Errorf("exec in container %s: %w", c.s.ID, err)
 	}
-	err = startInNamespaces(cmd, join)
-	cf.child.Close()
-	if err != nil {
-		return nil, fmt.Errorf("exec in container %s: %w", c.s.ID, err)
-	}
-	fail := func(err error) (*os.Process, error) {
-		_ = cmd.Process.Kill()
-		_, _ = cmd.Process.Wait()
-		return nil, fmt.Errorf("exec in container %s: %w", c.s.ID, err)
-	}
-	if err := joinCgroups(c.s.Cgroups, cmd.Process.Pid); err != nil {
+	if err := c.s.Cgroups.Join(cmd.Process.Pid); err != nil {
 		return fail(err)
 	}
-	if err := json.NewEncoder(cf.parent).Encode(cfg); err != nil {
+	if err := json.NewEncoder(sync).Encode(cfg); err != nil {
 		return fail(err)
 	}
-	// the child's end is close-on-exec: EOF means the process was executed
 	var m syncMsg
-	if err := json.NewDecoder(cf.parent).Decode(&m); err == nil && m.Type == "error" {
+	if err := json.NewDecoder(sync).Decode(&m); err == nil && m.Type == "error" {
 		_, _ = cmd.Process.Wait()
-		return nil, fmt.Errorf("exec in container %s: %s", c.s.ID, m.Error)
+		return fmt.Errorf("exec in container %s: %s", c.s.ID, m.Error)
 	} else if err != nil && err != io.EOF && !errors.Is(err, unix.ECONNRESET) {
 		return fail(err)
 	}
-	if o.PidFile != "" {
-		if err := writePidFile(o.PidFile, cmd.Process.Pid); err != nil {
-			return fail(err)
-		}
-	}
-	return cmd.Process, nil
+	return nil
+}
+
+func killChild(cmd *exec.Cmd) {
+	_ = cmd.Process.Kill()
+	_, _ = cmd.Process.Wait()
 }
 
 // sameNS reports whether two namespace files name the same namespace.
@@ -159,5 +221,3 @@ func WaitProcess(p *os.Process) (int, error) {
 	}
 	return exitCode(ps), nil
 }
-
-var _ = exec.Command

@@ -5,13 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/wharfoci/wharf/errdef"
+	"github.com/wharfoci/wharf/internal/cgroups"
 	"github.com/wharfoci/wharf/internal/rootfs"
+	"github.com/wharfoci/wharf/internal/seccomp"
 )
 
 // InitArg is argv[1] of the re-executed runtime that becomes a container's init or an exec'd
@@ -23,19 +28,21 @@ const (
 
 // initConfig is what the runtime sends its re-executed child over the sync socket.
 type initConfig struct {
-	Kind         string            `json:"kind"` // "init" or "exec"
-	ID           string            `json:"id"`
-	Spec         *specs.Spec       `json:"spec,omitempty"`
-	Process      *specs.Process    `json:"process"`
-	Bundle       string            `json:"bundle"`
-	Rootfs       string            `json:"rootfs"`
-	NoPivot      bool              `json:"no_pivot,omitempty"`
-	NoNewKeyring bool              `json:"no_new_keyring,omitempty"`
-	PreserveFds  int               `json:"preserve_fds,omitempty"`
-	Cgroups      map[string]string `json:"cgroups,omitempty"`
-	FifoFd       int               `json:"fifo_fd,omitempty"`
-	ConsoleFd    int               `json:"console_fd,omitempty"`
-	MntnsFd      int               `json:"mntns_fd,omitempty"`
+	Kind         string         `json:"kind"` // "init" or "exec"
+	ID           string         `json:"id"`
+	Spec         *specs.Spec    `json:"spec,omitempty"`
+	Process      *specs.Process `json:"process"`
+	Bundle       string         `json:"bundle"`
+	Rootfs       string         `json:"rootfs"`
+	NoPivot      bool           `json:"no_pivot,omitempty"`
+	NoNewKeyring bool           `json:"no_new_keyring,omitempty"`
+	// PassFds is how many descriptors after stdio the process keeps (LISTEN_FDS, then
+	// --preserve-fds); the child's own come after them.
+	PassFds   int           `json:"pass_fds,omitempty"`
+	Cgroups   cgroups.Paths `json:"cgroups,omitempty"`
+	FifoFd    int           `json:"fifo_fd,omitempty"`
+	ConsoleFd int           `json:"console_fd,omitempty"`
+	MntnsFd   int           `json:"mntns_fd,omitempty"`
 	// RootFd (exec into a container without a mount namespace) is the init's /proc/PID/root.
 	RootFd int `json:"root_fd,omitempty"`
 	// HostMounts: no mount namespace of the container's own; mount on a private bind of the
@@ -74,8 +81,12 @@ func Init() {
 	if err := dec.Decode(&cfg); err != nil {
 		os.Exit(1)
 	}
+	// Nothing above stdio and the passed descriptors may reach the container's process, nor
+	// the hooks the init runs: whatever else this process inherited (from a caller that leaked
+	// it to the runtime) is closed at every execve from now on.
+	closeExtraFds(3 + cfg.PassFds)
 	if cfg.Kind == "exec" {
-		err = execProcess(&cfg, sock)
+		err = execProcess(&cfg)
 	} else {
 		err = initContainer(&cfg, sock, dec, enc)
 	}
@@ -100,19 +111,66 @@ func wait(dec *json.Decoder, want string) error {
 	return nil
 }
 
-// initContainer builds the container around the init and execs the process (runtime.md create,
-// then start): namespaces, rootfs, createRuntime/createContainer hooks, pivot_root, the wait on
-// the exec fifo, startContainer hooks, process attributes.
+// initContainer builds the container around the init and execs the process, in the order of
+// runtime.md's create and start and config-linux.md: the namespaces still to enter, the
+// process attributes that outlive execve, the root file system with the createRuntime and
+// createContainer hooks, the console, then `start` (the exec fifo), the startContainer hooks
+// and the process itself.
 func initContainer(cfg *initConfig, sock *os.File, dec *json.Decoder, enc *json.Encoder) error {
 	s := cfg.Spec
 	var profile *specs.LinuxSeccomp
 	if s.Linux != nil {
 		profile = s.Linux.Seccomp
 	}
-	sc, err := loadSeccompProfile(profile) // a bad profile is a create error
+	filter, err := seccomp.Compile(profile) // a bad profile is a create error
 	if err != nil {
 		return err
 	}
+	if err := enterNamespaces(cfg); err != nil {
+		return err
+	}
+	if err := setInitAttributes(cfg); err != nil {
+		return err
+	}
+	// /proc/self/fd of the host's procfs, to open the exec fifo once the root has changed
+	procSelfFd, err := unix.Open("/proc/self/fd", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open /proc/self/fd: %w", err)
+	}
+	if err := setHostname(cfg); err != nil {
+		return err
+	}
+	st := specs.State{Version: specs.Version, ID: cfg.ID, Status: StatusCreating, Pid: os.Getpid(),
+		Bundle: cfg.Bundle, Annotations: s.Annotations}
+	if err := buildRootfs(cfg, st, dec, enc); err != nil {
+		return err
+	}
+	if err := setupConsole(cfg); err != nil {
+		return err
+	}
+	if err := finishProcess(s); err != nil {
+		return err
+	}
+	if err := enc.Encode(syncMsg{Type: "ready"}); err != nil {
+		return err
+	}
+	sock.Close()
+	if err := waitForStart(procSelfFd, cfg.FifoFd); err != nil {
+		return err
+	}
+	if s.Hooks != nil {
+		st.Status = StatusCreated
+		if err := runHooks("startContainer", s.Hooks.StartContainer, st); err != nil {
+			return err
+		}
+	}
+	return execUser(s.Process, filter, 3+cfg.PassFds)
+}
+
+// enterNamespaces enters what clone did not: a mount namespace given by path, a new cgroup
+// namespace (now that the init is in its cgroups, so it is rooted there) and a new time
+// namespace with its offsets.
+func enterNamespaces(cfg *initConfig) error {
 	if cfg.MntnsFd > 0 {
 		if err := joinMountNS(cfg.MntnsFd); err != nil {
 			return err
@@ -124,56 +182,68 @@ func initContainer(cfg *initConfig, sock *os.File, dec *json.Decoder, enc *json.
 		}
 	}
 	if cfg.NewTimeNS {
-		if err := setupTimeNS(s.Linux.TimeOffsets); err != nil {
+		if err := setupTimeNS(cfg.Spec.Linux.TimeOffsets); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// setInitAttributes gives the init what its process keeps across execve: a session keyring of
+// its own, named after the container (as runc; unless --no-new-keyring), and oom_score_adj.
+func setInitAttributes(cfg *initConfig) error {
 	if !cfg.NoNewKeyring {
-		// a session keyring of its own, named after the container (as runc)
 		if _, err := unix.KeyctlJoinSessionKeyring(cfg.ID); err != nil && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EACCES) {
 			return fmt.Errorf("join session keyring: %w", err)
 		}
 	}
-	if s.Process.OOMScoreAdj != nil {
-		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*s.Process.OOMScoreAdj)), 0); err != nil {
+	if adj := cfg.Spec.Process.OOMScoreAdj; adj != nil {
+		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*adj)), 0); err != nil {
 			return fmt.Errorf("set oom_score_adj: %w", err)
 		}
 	}
-	// /proc/self/fd of the host's procfs, to open the exec fifo once the root has changed
-	procSelfFd, err := unix.Open("/proc/self/fd", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open /proc/self/fd: %w", err)
+	return nil
+}
+
+// setHostname sets hostname and domainname in the container's uts namespace.
+func setHostname(cfg *initConfig) error {
+	s := cfg.Spec
+	if !cfg.UTSNS {
+		return nil
 	}
-	if cfg.UTSNS {
-		if s.Hostname != "" {
-			if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
-				return fmt.Errorf("set hostname %q: %w", s.Hostname, err)
-			}
-		}
-		if s.Domainname != "" {
-			if err := unix.Setdomainname([]byte(s.Domainname)); err != nil {
-				return fmt.Errorf("set domainname %q: %w", s.Domainname, err)
-			}
+	if s.Hostname != "" {
+		if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
+			return fmt.Errorf("set hostname %q: %w", s.Hostname, err)
 		}
 	}
+	if s.Domainname != "" {
+		if err := unix.Setdomainname([]byte(s.Domainname)); err != nil {
+			return fmt.Errorf("set domainname %q: %w", s.Domainname, err)
+		}
+	}
+	return nil
+}
+
+// buildRootfs makes the container's root: the mounts, the createRuntime hooks (run by the
+// runtime, in its namespaces, once the container's exist: asked for over the sync socket) and
+// createContainer hooks (here, before pivot_root: their paths resolve in the runtime's view),
+// the change of root, then sysctls, masked and read-only paths.
+func buildRootfs(cfg *initConfig, st specs.State, dec *json.Decoder, enc *json.Encoder) error {
 	if err := prepareRootfs(cfg); err != nil {
 		return err
 	}
-	// runtime.md: createRuntime hooks run in the runtime namespace once the namespaces exist
 	if err := enc.Encode(syncMsg{Type: "hooks"}); err != nil {
 		return err
 	}
 	if err := wait(dec, "hooks-done"); err != nil {
 		return err
 	}
-	st := specs.State{Version: specs.Version, ID: cfg.ID, Status: StatusCreating, Pid: os.Getpid(),
-		Bundle: cfg.Bundle, Annotations: s.Annotations}
-	if s.Hooks != nil {
-		// in the container's namespaces, before pivot_root: the paths resolve in the runtime's view
-		if err := runHooks("createContainer", s.Hooks.CreateContainer, st); err != nil {
+	if h := cfg.Spec.Hooks; h != nil {
+		if err := runHooks("createContainer", h.CreateContainer, st); err != nil {
 			return err
 		}
 	}
+	var err error
 	switch {
 	case cfg.HostMounts:
 		err = chrootRoot(cfg.Rootfs)
@@ -185,21 +255,30 @@ func initContainer(cfg *initConfig, sock *os.File, dec *json.Decoder, enc *json.
 	if err != nil {
 		return err
 	}
-	if err := finishRootfs(cfg); err != nil {
-		return err
-	}
-	if s.Process.Terminal {
-		if cfg.ConsoleFd <= 0 {
-			return fmt.Errorf("process.terminal is true but no console socket was given")
+	return finishRootfs(cfg)
+}
+
+// setupConsole makes the init's terminal (process.terminal: a pty whose master goes to the
+// console socket, the slave on /dev/console and stdio), or else a session of its own.
+func setupConsole(cfg *initConfig) error {
+	p := cfg.Spec.Process
+	if !p.Terminal {
+		if _, err := unix.Setsid(); err != nil && err != unix.EPERM {
+			return fmt.Errorf("setsid: %w", err)
 		}
-		con := os.NewFile(uintptr(cfg.ConsoleFd), "console-socket")
-		if err := setupTerminal(con, s.Process.ConsoleSize, true); err != nil {
-			return err
-		}
-		con.Close()
-	} else if _, err := unix.Setsid(); err != nil && err != unix.EPERM {
-		return fmt.Errorf("setsid: %w", err)
+		return nil
 	}
+	if cfg.ConsoleFd <= 0 {
+		return fmt.Errorf("process.terminal is true but no console socket was given")
+	}
+	con := os.NewFile(uintptr(cfg.ConsoleFd), "console-socket")
+	defer con.Close()
+	return setupTerminal(con, p.ConsoleSize, true)
+}
+
+// finishProcess is the rest of create: the read-only root, rlimits, umask, and the checks
+// that the cwd is inside the root and the executable exists (create errors, as with runc).
+func finishProcess(s *specs.Spec) error {
 	if s.Root.Readonly {
 		if err := remountPath("/", "/", unix.MS_BIND|unix.MS_RDONLY, "/"); err != nil {
 			return err
@@ -211,54 +290,49 @@ func initContainer(cfg *initConfig, sock *os.File, dec *json.Decoder, enc *json.
 	if s.Process.User.Umask != nil {
 		unix.Umask(int(*s.Process.User.Umask))
 	}
-	// a missing executable is a create error, as with runc
-	if err := checkExecutable(s.Process.Args[0], s.Process.Cwd, s.Process.Env); err != nil {
+	if err := checkCwd(s.Process.Cwd); err != nil {
 		return err
 	}
-	if err := enc.Encode(syncMsg{Type: "ready"}); err != nil {
-		return err
-	}
-	sock.Close()
+	return checkExecutable(s.Process.Args[0], s.Process.Cwd, s.Process.Env)
+}
 
-	// wait for `start`: opening the fifo for writing blocks until it is opened for reading
-	fifo, err := unix.Openat(procSelfFd, strconv.Itoa(cfg.FifoFd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+// waitForStart blocks until `start`: opening the exec fifo for writing (through the host's
+// /proc/self/fd, kept from before the change of root) returns once start opens it for
+// reading. The byte written tells start the init is there; the fifo stays open
+// (close-on-exec), so start reads until EOF, i.e. until execve succeeded.
+func waitForStart(procSelfFd, fifoFd int) error {
+	fifo, err := unix.Openat(procSelfFd, strconv.Itoa(fifoFd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open exec fifo: %w", err)
 	}
 	unix.Close(procSelfFd)
-	unix.Close(cfg.FifoFd)
+	unix.Close(fifoFd)
 	if _, err := unix.Write(fifo, []byte{'0'}); err != nil {
 		return fmt.Errorf("write exec fifo: %w", err)
 	}
-	// fifo stays open (close-on-exec): `start` reads until EOF, i.e. until execve succeeded
-	if s.Hooks != nil {
-		st.Status = StatusCreated
-		if err := runHooks("startContainer", s.Hooks.StartContainer, st); err != nil {
-			return err
-		}
-	}
-	return execUser(s.Process, sc, 3+cfg.PreserveFds)
+	return nil
 }
 
-// execUser switches to the process's identity and execs it, under the seccomp filter sc (nil:
+// execUser switches to the process's identity and execs it, under the seccomp filter (nil:
 // none): loaded before the capabilities are dropped, or with no_new_privs just before execve.
-func execUser(p *specs.Process, sc *compiledSeccomp, firstExtraFd int) error {
+// Only stdio and the firstExtraFd-3 passed descriptors stay open across execve.
+func execUser(p *specs.Process, filter *seccomp.Filter, firstExtraFd int) error {
 	// Both before the seccomp filter, which may refuse their system calls: the descriptors are
 	// only marked close-on-exec, the labels take effect at execve.
 	closeExtraFds(firstExtraFd)
 	if err := applyLSM(p); err != nil {
 		return err
 	}
-	if sc != nil && !p.NoNewPrivileges {
-		if err := sc.install(); err != nil {
+	if filter != nil && !p.NoNewPrivileges {
+		if err := filter.Install(); err != nil {
 			return err
 		}
 	}
 	if err := finalizeProcess(p); err != nil {
 		return err
 	}
-	if err := unix.Chdir(p.Cwd); err != nil {
-		return fmt.Errorf("chdir to %s: %w", p.Cwd, err)
+	if err := enterCwd(p.Cwd); err != nil {
+		return err
 	}
 	args := p.Args
 	name, err := lookPath(args[0], p.Env)
@@ -269,13 +343,51 @@ func execUser(p *specs.Process, sc *compiledSeccomp, firstExtraFd int) error {
 	if env == nil {
 		env = []string{}
 	}
-	if sc != nil && p.NoNewPrivileges {
-		if err := sc.install(); err != nil {
+	if filter != nil && p.NoNewPrivileges {
+		if err := filter.Install(); err != nil {
 			return err
 		}
 	}
 	if err := unix.Exec(name, args, env); err != nil {
 		return fmt.Errorf("exec %s: %w", name, err)
+	}
+	return nil
+}
+
+// enterCwd changes to process.cwd and checks that the kernel places it inside the container's
+// root (verifyCwd).
+func enterCwd(cwd string) error {
+	if err := unix.Chdir(cwd); err != nil {
+		return fmt.Errorf("chdir to %s: %w", cwd, err)
+	}
+	return verifyCwd(cwd)
+}
+
+// checkCwd refuses, at create, a process.cwd outside the container's root, then goes back to
+// the root: the process changes to its cwd for good once it has its identity (enterCwd,
+// checked again). A cwd the init cannot enter yet is left to that later change, as before.
+func checkCwd(cwd string) error {
+	if unix.Chdir(cwd) != nil {
+		return nil
+	}
+	err := verifyCwd(cwd)
+	if cerr := unix.Chdir("/"); err == nil && cerr != nil {
+		err = fmt.Errorf("chdir to /: %w", cerr)
+	}
+	return err
+}
+
+// verifyCwd refuses a working directory the kernel does not place inside the process's root:
+// one reached through a descriptor of the host — /proc/self/fd/N of a directory the runtime or
+// its caller leaked, the CVE-2024-21626 class. getcwd(2) prefixes "(unreachable)" to such a
+// directory, which unix.Getwd reports as ENOENT (runc checks the same since 1.1.12).
+func verifyCwd(cwd string) error {
+	wd, err := unix.Getwd()
+	if errors.Is(err, unix.ENOENT) || err == nil && !filepath.IsAbs(wd) {
+		return fmt.Errorf("chdir to %s: the working directory is outside the container's root (a host directory reached through a descriptor?): %w", cwd, errdef.ErrUnsafePath)
+	}
+	if err != nil {
+		return fmt.Errorf("check working directory %s: %w", cwd, err)
 	}
 	return nil
 }
@@ -355,11 +467,21 @@ func prepareRootfs(cfg *initConfig) error {
 			return err
 		}
 	}
-	// the process's cwd exists (runc creates it too)
-	if d, err := root.MkdirAllFollow(s.Process.Cwd, 0o755); err == nil {
-		d.Close()
+	// the process's cwd exists (runc creates it too), unless it is in /proc: nothing is made
+	// there, and a walk of its fd directories never settles (each descriptor the walk opens
+	// is a new entry; see internal/rootfs MkdirAllFollow)
+	if !inProc(s.Process.Cwd) {
+		if d, err := root.MkdirAllFollow(s.Process.Cwd, 0o755); err == nil {
+			d.Close()
+		}
 	}
 	return nil
+}
+
+// inProc reports whether the container path p is /proc or under it.
+func inProc(p string) bool {
+	p = path.Clean("/" + p)
+	return p == "/proc" || strings.HasPrefix(p, "/proc/")
 }
 
 // finishRootfs runs after pivot_root: propagation of the new root, sysctls, masked and
@@ -388,10 +510,12 @@ func finishRootfs(cfg *initConfig) error {
 }
 
 // execProcess is the child of `exec`: the runtime already joined the container's other
-// namespaces on the thread that forked it, and put it in the container's cgroups.
-func execProcess(cfg *initConfig, sock *os.File) error {
+// namespaces on the thread that forked it, and put it in the container's cgroups. It enters
+// the container's mount namespace (or root), sets up its terminal and process attributes and
+// execs, under the container's seccomp filter.
+func execProcess(cfg *initConfig) error {
 	p := cfg.Process
-	sc, err := loadSeccompProfile(cfg.Seccomp)
+	filter, err := seccomp.Compile(cfg.Seccomp)
 	if err != nil {
 		return err
 	}
@@ -422,5 +546,5 @@ func execProcess(cfg *initConfig, sock *os.File) error {
 	if p.User.Umask != nil {
 		unix.Umask(int(*p.User.Umask))
 	}
-	return execUser(p, sc, 3+cfg.PreserveFds)
+	return execUser(p, filter, 3+cfg.PassFds)
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wharfoci/wharf/errdef"
+	"github.com/wharfoci/wharf/internal/cgroups"
 	"github.com/wharfoci/wharf/internal/rootfs"
 )
 
@@ -126,11 +127,10 @@ func procFd(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd
 
 // mountCtx carries what the mount steps of one container need.
 type mountCtx struct {
-	root     *rootfs.Root
-	rootfs   string
-	bundle   string
-	cgroups  map[string]string
-	cgroupNS bool
+	root    *rootfs.Root
+	rootfs  string
+	bundle  string
+	cgroups cgroups.Paths
 }
 
 // openDest resolves dest inside the rootfs (symlinks included, never leaving it) and creates it
@@ -277,7 +277,7 @@ func remountPath(target, name string, flags uintptr, src string) error {
 func (mc *mountCtx) mountCgroup(m specs.Mount, p parsedMount) error {
 	ro := p.flags&unix.MS_RDONLY != 0
 	bindFlags := uintptr(unix.MS_BIND) | p.flags&(unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_RDONLY)
-	if dir, ok := mc.cgroups["unified"]; ok && len(mc.cgroups) == 1 {
+	if dir, ok := mc.cgroups.UnifiedOnly(); ok {
 		dst, err := mc.openDest(m.Destination, false)
 		if err != nil {
 			return err

@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -51,7 +49,14 @@ type CreateOpts struct {
 	ConsoleSocket string
 	NoPivot       bool
 	NoNewKeyring  bool
-	PreserveFds   int
+	// ListenFds are socket-activation descriptors (systemd's LISTEN_FDS) at 3…: the process
+	// gets them there, with LISTEN_FDS=ListenFds and LISTEN_PID=1 in its environment, as runc
+	// passes them.
+	ListenFds int
+	// PreserveFds are more descriptors the process gets, after the ListenFds (--preserve-fds).
+	// Both must be descriptors this process was started with: the runtime's own never reach
+	// the container, nor does any other descriptor above them.
+	PreserveFds int
 	// Stdin, Stdout, Stderr become the init's stdio (default: the runtime's own).
 	Stdin, Stdout, Stderr *os.File
 	// ConsoleConn, when set, replaces ConsoleSocket: the pty master is sent over it (used by
@@ -70,303 +75,6 @@ var nsProcName = map[specs.LinuxNamespaceType]string{
 	specs.PIDNamespace: "pid", specs.NetworkNamespace: "net", specs.MountNamespace: "mnt",
 	specs.IPCNamespace: "ipc", specs.UTSNamespace: "uts", specs.UserNamespace: "user",
 	specs.CgroupNamespace: "cgroup", specs.TimeNamespace: "time",
-}
-
-// Create runs `create`: it validates the bundle, records the container under the root, starts
-// its init in new (or joined) namespaces and cgroups, runs the prestart and createRuntime hooks,
-// and returns once the init waits for `start`. On failure nothing is left behind.
-func (rt *Runtime) Create(id string, o CreateOpts) (c *Container, err error) {
-	if err := ValidateID(id); err != nil {
-		return nil, err
-	}
-	bundle, err := filepath.Abs(o.Bundle)
-	if err != nil {
-		return nil, fmt.Errorf("resolve bundle %s: %w", o.Bundle, err)
-	}
-	if st, err := os.Stat(bundle); err != nil || !st.IsDir() {
-		return nil, fmt.Errorf("open bundle %s: %w", bundle, errdef.ErrNotFound)
-	}
-	spec, err := LoadSpec(bundle)
-	if err != nil {
-		return nil, err
-	}
-	rootfsPath := spec.Root.Path
-	if !filepath.IsAbs(rootfsPath) {
-		rootfsPath = filepath.Join(bundle, rootfsPath)
-	}
-	if rootfsPath, err = filepath.EvalSymlinks(rootfsPath); err != nil {
-		return nil, fmt.Errorf("open rootfs of bundle %s: %w", bundle, err)
-	}
-	if spec.Linux == nil {
-		spec.Linux = &specs.Linux{}
-	}
-	if o.ConsoleSocket == "" && o.ConsoleConn == nil && spec.Process.Terminal {
-		return nil, fmt.Errorf("create container %s: process.terminal is true: --console-socket is required: %w", id, errdef.ErrInvalidArgument)
-	}
-	if (o.ConsoleSocket != "" || o.ConsoleConn != nil) && !spec.Process.Terminal {
-		return nil, fmt.Errorf("create container %s: --console-socket given but process.terminal is false: %w", id, errdef.ErrInvalidArgument)
-	}
-	if err := os.MkdirAll(rt.Root, 0o700); err != nil {
-		return nil, fmt.Errorf("create state root %s: %w", rt.Root, err)
-	}
-	// the directory appears under its name already locked (made and locked under a name no id
-	// can have, then renamed without replacing): no other command sees it unlocked and empty
-	dir := rt.containerDir(id)
-	tmp, err := os.MkdirTemp(rt.Root, ".creating:"+id+":")
-	if err != nil {
-		return nil, fmt.Errorf("create state of container %s: %w", id, err)
-	}
-	if err := os.Chmod(tmp, 0o711); err != nil {
-		os.Remove(tmp)
-		return nil, fmt.Errorf("create state of container %s: %w", id, err)
-	}
-	lk, err := lockDir(tmp)
-	if err != nil {
-		os.Remove(tmp)
-		return nil, fmt.Errorf("lock container %s: %w", id, err)
-	}
-	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, dir, unix.RENAME_NOREPLACE); err != nil {
-		lk.Close()
-		os.Remove(tmp)
-		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
-			return nil, fmt.Errorf("container %s: %w", id, errdef.ErrAlreadyExists)
-		}
-		return nil, fmt.Errorf("create state of container %s: %w", id, err)
-	}
-	c = &Container{rt: rt, dir: dir, lock: lk, s: saved{
-		ID: id, Bundle: bundle, Rootfs: rootfsPath, Created: time.Now().UTC(), Annotations: spec.Annotations,
-		Owner: ownerName(), Spec: spec,
-	}}
-	var initCmd *exec.Cmd
-	defer func() {
-		if err == nil {
-			return
-		}
-		if initCmd != nil && initCmd.Process != nil {
-			_ = initCmd.Process.Kill()
-			_, _ = initCmd.Process.Wait()
-		}
-		if c.s.Cgroups != nil {
-			killCgroup(c.s.Cgroups)
-			_ = removeCgroups(c.s.Cgroups)
-		}
-		if c.s.HostMounts {
-			_ = detachHostMounts(c.s.Rootfs, c.s.RootfsMounts)
-		}
-		os.RemoveAll(dir)
-		c.Close()
-		c = nil
-	}()
-
-	paths, err := cgroupPaths(spec.Linux.CgroupsPath, id, rt.SystemdCgroup)
-	if err != nil {
-		return c, err
-	}
-	c.s.Cgroups = paths
-	if err := createCgroups(paths); err != nil {
-		return c, err
-	}
-	if err := applyResources(paths, spec.Linux.Resources); err != nil {
-		return c, err
-	}
-	if err := applyDevices(paths, spec); err != nil {
-		return c, err
-	}
-	if err := unix.Mkfifo(filepath.Join(dir, fifoName), 0o622); err != nil {
-		return c, fmt.Errorf("create exec fifo: %w", err)
-	}
-	// the init opens it for writing, as the container's root (a mapped uid in a user namespace)
-	if err := os.Chown(filepath.Join(dir, fifoName), hostID(spec.Linux.UIDMappings, 0), hostID(spec.Linux.GIDMappings, 0)); err != nil {
-		return c, fmt.Errorf("chown exec fifo: %w", err)
-	}
-	// writable by others too (a joined user namespace's root is not known here); its
-	// directories are closed to others, and the init opens it by descriptor
-	if err := os.Chmod(filepath.Join(dir, fifoName), 0o622); err != nil {
-		return c, fmt.Errorf("chmod exec fifo: %w", err)
-	}
-	fifo, err := os.OpenFile(filepath.Join(dir, fifoName), unix.O_PATH|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return c, fmt.Errorf("open exec fifo: %w", err)
-	}
-	defer fifo.Close()
-
-	cfg := &initConfig{Kind: "init", ID: id, Spec: spec, Process: spec.Process, Bundle: bundle, Rootfs: rootfsPath,
-		NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, PreserveFds: o.PreserveFds, Cgroups: paths}
-	attr := &syscall.SysProcAttr{}
-	join := map[specs.LinuxNamespaceType]string{}
-	hasNS := map[specs.LinuxNamespaceType]bool{}
-	for _, ns := range spec.Linux.Namespaces {
-		hasNS[ns.Type] = true
-		if ns.Path != "" {
-			join[ns.Type] = ns.Path
-			continue
-		}
-		switch ns.Type {
-		case specs.CgroupNamespace:
-			cfg.NewCgroupNS = true
-		case specs.TimeNamespace:
-			cfg.NewTimeNS = true
-		default:
-			attr.Cloneflags |= nsFlags[ns.Type]
-		}
-	}
-	if !hasNS[specs.MountNamespace] {
-		// config-linux.md: the container inherits the runtime's mount namespace. Its mounts are
-		// made there, on a private bind of the rootfs that delete detaches (see hostmounts.go).
-		if len(spec.Linux.MaskedPaths) > 0 || len(spec.Linux.ReadonlyPaths) > 0 {
-			return c, fmt.Errorf("create container %s: masked and read-only paths need a mount namespace of the container's own: %w", id, errdef.ErrInvalidArgument)
-		}
-		if o.NoPivot {
-			return c, fmt.Errorf("create container %s: --no-pivot needs a mount namespace of the container's own: %w", id, errdef.ErrInvalidArgument)
-		}
-		if c.s.RootfsMounts, err = mountIDsAt(rootfsPath); err != nil {
-			return c, fmt.Errorf("create container %s: %w", id, err)
-		}
-		c.s.HostMounts, cfg.HostMounts = true, true
-	}
-	if (spec.Hostname != "" || spec.Domainname != "") && !hasNS[specs.UTSNamespace] {
-		return c, fmt.Errorf("create container %s: hostname needs a uts namespace: %w", id, errdef.ErrInvalidArgument)
-	}
-	cfg.UTSNS = hasNS[specs.UTSNamespace]
-	cfg.UserNS = hasNS[specs.UserNamespace]
-	usernsPath, joinUser := join[specs.UserNamespace]
-	if joinUser && !haveNsenter {
-		return c, fmt.Errorf("join user namespace %s: %w (needs a wharf-runtime built with cgo; see docs/ARCHITECTURE.md)", usernsPath, errdef.ErrUnsupported)
-	}
-	if p, ok := join[specs.TimeNamespace]; ok {
-		return c, fmt.Errorf("join time namespace %s: %w (needs a single-threaded process)", p, errdef.ErrUnsupported)
-	}
-	if attr.Cloneflags&unix.CLONE_NEWUSER != 0 {
-		for _, m := range spec.Linux.UIDMappings {
-			attr.UidMappings = append(attr.UidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
-		}
-		for _, m := range spec.Linux.GIDMappings {
-			attr.GidMappings = append(attr.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
-		}
-		attr.GidMappingsEnableSetgroups = true
-		// become the namespace's root once the maps are written, so the init keeps its
-		// capabilities inside the new namespace across execve
-		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
-	}
-
-	cf, err := newChildFiles(o.PreserveFds)
-	if err != nil {
-		return c, err
-	}
-	defer cf.Close()
-	cfg.FifoFd = cf.add(fifo)
-	if cfg.ConsoleFd, err = cf.addConsole(o.ConsoleConn, o.ConsoleSocket); err != nil {
-		return c, err
-	}
-	if p, ok := join[specs.MountNamespace]; ok {
-		if cfg.MntnsFd, err = cf.open(p); err != nil {
-			return c, fmt.Errorf("open mount namespace %s: %w", p, err)
-		}
-		attr.Cloneflags &^= unix.CLONE_NEWNS
-	}
-	var nsenterEnv []string
-	if joinUser {
-		// the C constructor joins the user namespace, creates the new namespaces inside it
-		// and forks the init (see nsenter_cgo.go)
-		fd, err := cf.open(usernsPath)
-		if err != nil {
-			return c, fmt.Errorf("open user namespace %s: %w", usernsPath, err)
-		}
-		nsenterEnv = []string{fmt.Sprintf("_WHARF_NSENTER=%d:%d", fd, unix.CLONE_NEWUSER),
-			fmt.Sprintf("_WHARF_UNSHARE=%d", attr.Cloneflags&^unix.CLONE_NEWUSER), fmt.Sprintf("_WHARF_FORK=%d", cf.syncFd)}
-		attr = &syscall.SysProcAttr{}
-		delete(join, specs.UserNamespace)
-	}
-	initCmd = rt.selfCmd(cf.syncFd, o.Stdin, o.Stdout, o.Stderr, cf.files, attr)
-	initCmd.Env = append(initCmd.Env, nsenterEnv...)
-	err = startInNamespaces(initCmd, join)
-	cf.child.Close()
-	if err != nil {
-		initCmd = nil
-		return c, fmt.Errorf("start init of container %s: %w", id, err)
-	}
-	pid := initCmd.Process.Pid
-	enc, dec := json.NewEncoder(cf.parent), json.NewDecoder(cf.parent)
-	if joinUser {
-		var m struct {
-			Type string `json:"type"`
-			Pid  int    `json:"pid"`
-		}
-		derr := dec.Decode(&m)
-		_, _ = initCmd.Process.Wait() // the intermediate process exits once it has forked
-		if derr != nil || m.Type != "pid" || m.Pid <= 0 {
-			initCmd = nil
-			return c, fmt.Errorf("create container %s: join user namespace %s: the init was not forked", id, usernsPath)
-		}
-		pid = m.Pid
-		// the init is our grandchild; `run` waits on it as a subreaper
-		proc, err := os.FindProcess(pid)
-		if err != nil {
-			return c, fmt.Errorf("create container %s: %w", id, err)
-		}
-		initCmd = &exec.Cmd{Process: proc}
-	}
-	rt.debugf("container %s: init pid %d", id, pid)
-	c.s.Pid = pid
-	if c.s.PidStart, _, err = procStart(pid); err != nil {
-		return c, fmt.Errorf("read init of container %s: %w", id, err)
-	}
-	if err := joinCgroups(paths, pid); err != nil {
-		return c, err
-	}
-	if err := enc.Encode(cfg); err != nil {
-		return c, fmt.Errorf("send config to init: %w", err)
-	}
-	for done := false; !done; {
-		var m syncMsg
-		if err := dec.Decode(&m); err != nil {
-			if err == io.EOF || errors.Is(err, unix.ECONNRESET) {
-				err = errors.New("init exited")
-			}
-			return c, fmt.Errorf("create container %s: %w", id, err)
-		}
-		switch m.Type {
-		case "error":
-			return c, fmt.Errorf("create container %s: %s", id, m.Error)
-		case "hooks":
-			herr := c.runCreateHooks()
-			reply := syncMsg{Type: "hooks-done"}
-			if herr != nil {
-				reply = syncMsg{Type: "error", Error: herr.Error()}
-			}
-			if err := enc.Encode(reply); err != nil {
-				return c, fmt.Errorf("create container %s: %w", id, err)
-			}
-			if herr != nil {
-				return c, herr
-			}
-		case "ready":
-			done = true
-		}
-	}
-	if err := c.save(); err != nil {
-		return c, err
-	}
-	if o.PidFile != "" {
-		if err := writePidFile(o.PidFile, pid); err != nil {
-			return c, err
-		}
-	}
-	// the init is reparented (to a subreaper or pid 1) when this process exits; `run` waits on it
-	c.initProc = initCmd.Process
-	return c, nil
-}
-
-func (c *Container) runCreateHooks() error {
-	h := c.s.Spec.Hooks
-	if h == nil {
-		return nil
-	}
-	st := c.specState(StatusCreating)
-	if err := runHooks("prestart", h.Prestart, st); err != nil { //nolint:staticcheck // still in the spec
-		return err
-	}
-	return runHooks("createRuntime", h.CreateRuntime, st)
 }
 
 // hostID maps id of the container to the host through a user namespace's mappings.
@@ -534,49 +242,17 @@ func (c *Container) Start() error {
 // Kill sends sig to the container's init, or with all to every process in its cgroup.
 func (c *Container) Kill(sig unix.Signal, all bool) error {
 	st := c.Status()
-	if st == StatusStopped {
-		if all {
-			killCgroupSig(c.s.Cgroups, sig)
-			return nil
-		}
-		return fmt.Errorf("kill container %s: container not running: %w", c.s.ID, errdef.ErrInvalidState)
-	}
 	if all {
-		killCgroupSig(c.s.Cgroups, sig)
+		c.s.Cgroups.Signal(sig)
 		return nil
+	}
+	if st == StatusStopped {
+		return fmt.Errorf("kill container %s: container not running: %w", c.s.ID, errdef.ErrInvalidState)
 	}
 	if err := unix.Kill(c.s.Pid, sig); err != nil {
 		return fmt.Errorf("kill container %s (pid %d): %w", c.s.ID, c.s.Pid, err)
 	}
 	return nil
-}
-
-// killCgroupSig signals every process of the container's cgroup; SIGKILL is sent frozen, so
-// nothing forks in between, then the cgroup is thawed.
-func killCgroupSig(paths map[string]string, sig unix.Signal) {
-	freezer := ""
-	if d, ok := paths["freezer"]; ok && sig == unix.SIGKILL {
-		freezer = filepath.Join(d, "freezer.state")
-		_ = os.WriteFile(freezer, []byte("FROZEN"), 0)
-	}
-	pids, _ := cgroupPids(paths)
-	for _, p := range pids {
-		_ = unix.Kill(p, sig)
-	}
-	if freezer != "" {
-		_ = os.WriteFile(freezer, []byte("THAWED"), 0)
-	}
-}
-
-func killCgroup(paths map[string]string) {
-	for i := 0; i < 200; i++ {
-		pids, err := cgroupPids(paths)
-		if err != nil || len(pids) == 0 {
-			return
-		}
-		killCgroupSig(paths, unix.SIGKILL)
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // Delete runs `delete`: a stopped (or, as with runc, created) container is removed: poststop
@@ -595,15 +271,15 @@ func (c *Container) Delete(force bool) error {
 			_ = c.setFrozen(false)
 		}
 		_ = unix.Kill(c.s.Pid, unix.SIGKILL)
-		killCgroup(c.s.Cgroups)
+		c.s.Cgroups.Kill()
 		for i := 0; i < 500 && c.initAlive(); i++ {
 			time.Sleep(2 * time.Millisecond)
 		}
 	} else {
-		killCgroup(c.s.Cgroups)
+		c.s.Cgroups.Kill()
 	}
 	var errs []error
-	if err := removeCgroups(c.s.Cgroups); err != nil {
+	if err := c.s.Cgroups.Remove(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.s.HostMounts {
@@ -620,24 +296,8 @@ func (c *Container) Delete(force bool) error {
 	return errors.Join(errs...)
 }
 
-// Pause freezes every process of the container.
-func (c *Container) Pause() error {
-	if st := c.Status(); st != StatusRunning {
-		return fmt.Errorf("cannot pause container %s: invalid state transition from %s to paused: %w", c.s.ID, st, errdef.ErrInvalidState)
-	}
-	return c.setFrozen(true)
-}
-
-// Resume thaws a paused container.
-func (c *Container) Resume() error {
-	if st := c.Status(); st != StatusPaused {
-		return fmt.Errorf("cannot resume container %s: invalid state transition from %s to running: %w", c.s.ID, st, errdef.ErrInvalidState)
-	}
-	return c.setFrozen(false)
-}
-
 // Pids lists the host pids of the container's processes.
-func (c *Container) Pids() ([]int, error) { return cgroupPids(c.s.Cgroups) }
+func (c *Container) Pids() ([]int, error) { return c.s.Cgroups.Pids() }
 
 // Wait waits for the init when this process started it (run); it returns the exit status in
 // the shell's convention (128+signal).
@@ -664,5 +324,3 @@ func exitCode(ps *os.ProcessState) int {
 	}
 	return ps.ExitCode()
 }
-
-var _ = strings.TrimSpace

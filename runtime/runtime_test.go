@@ -55,39 +55,6 @@ func TestValidateID(t *testing.T) {
 	}
 }
 
-func TestCgroupInner(t *testing.T) {
-	for _, tc := range []struct {
-		name, path, id string
-		systemd        bool
-		want           string
-		abs, bad       bool
-	}{
-		{"empty is the id, relative", "", "c1", false, "c1", false, false},
-		{"absolute", "/wharf-peers/c1", "c1", false, "/wharf-peers/c1", true, false},
-		{"relative", "pods/c1", "c1", false, "pods/c1", false, false},
-		{"dot-dot clamps", "/../../x", "c1", false, "/x", true, false},
-		{"root refused", "/", "c1", false, "", false, true},
-		{"systemd", "system.slice:docker:abc", "c1", true, "/system.slice/docker-abc.scope", true, false},
-		{"systemd nested slice", "a-b.slice:p:n", "c1", true, "/a.slice/a-b.slice/p-n.scope", true, false},
-		{"systemd default", "", "c1", true, "/system.slice/wharf-c1.scope", true, false},
-		{"systemd bad", "nocolons", "c1", true, "", false, true},
-		{"systemd-style without the flag", "machine.slice:libpod:x", "c1", false, "/machine.slice/libpod-x.scope", true, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, abs, err := cgroupInner(tc.path, tc.id, tc.systemd)
-			if tc.bad {
-				if err == nil {
-					t.Fatalf("cgroupInner(%q) = %q, want an error", tc.path, got)
-				}
-				return
-			}
-			if err != nil || got != tc.want || abs != tc.abs {
-				t.Fatalf("cgroupInner(%q) = %q, %v, %v; want %q, %v", tc.path, got, abs, err, tc.want, tc.abs)
-			}
-		})
-	}
-}
-
 func TestValidateSpec(t *testing.T) {
 	good := func() *specs.Spec { return DefaultSpec() }
 	for _, tc := range []struct {

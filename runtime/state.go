@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wharfoci/wharf/errdef"
+	"github.com/wharfoci/wharf/internal/cgroups"
 )
 
 // DefaultRoot is where container state lives when no --root is given.
@@ -55,7 +56,7 @@ type saved struct {
 	Created     time.Time         `json:"created"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 	Owner       string            `json:"owner"`
-	Cgroups     map[string]string `json:"cgroup_paths,omitempty"`
+	Cgroups     cgroups.Paths     `json:"cgroup_paths,omitempty"`
 	// HostMounts: the container shares the runtime's mount namespace, so its mounts outlive
 	// it there; RootfsMounts are the mounts found at Rootfs before create (mount IDs, often
 	// none), and delete detaches the others.
@@ -212,7 +213,7 @@ func (c *Container) Status() string {
 	if _, err := os.Lstat(filepath.Join(c.dir, fifoName)); err == nil {
 		return StatusCreated
 	}
-	if c.frozen() {
+	if c.s.Cgroups.Frozen() {
 		return StatusPaused
 	}
 	return StatusRunning

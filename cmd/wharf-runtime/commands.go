@@ -50,7 +50,22 @@ func (f *createFlags) add(cmd *cobra.Command) {
 
 func (f *createFlags) opts() runtime.CreateOpts {
 	return runtime.CreateOpts{Bundle: f.bundle, PidFile: f.pidFile, ConsoleSocket: f.consoleSocket,
-		NoPivot: f.noPivot, NoNewKeyring: f.noNewKeyring, PreserveFds: f.preserveFds}
+		NoPivot: f.noPivot, NoNewKeyring: f.noNewKeyring, PreserveFds: f.preserveFds,
+		ListenFds: listenFds(os.Getenv, os.Getpid())}
+}
+
+// listenFds is how many socket-activation descriptors (from 3 on) systemd passed this
+// process: LISTEN_FDS when LISTEN_PID names it (sd_listen_fds(3)), else 0. As runc, create and
+// run pass them to the container's process.
+func listenFds(getenv func(string) string, pid int) int {
+	if getenv("LISTEN_PID") != strconv.Itoa(pid) {
+		return 0
+	}
+	n, err := strconv.Atoi(getenv("LISTEN_FDS"))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
 }
 
 func newCreateCmd(g *globalOptions) *cobra.Command {
@@ -212,7 +227,7 @@ func newStateCmd(g *globalOptions) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintln(os.Stdout, string(b))
+		_, err = fmt.Fprintln(g.stdout, string(b))
 		return err
 	})
 }
@@ -268,9 +283,10 @@ func newListCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			out := cmd.OutOrStdout()
 			if quiet {
 				for _, s := range states {
-					fmt.Println(s.ID)
+					fmt.Fprintln(out, s.ID)
 				}
 				return nil
 			}
@@ -283,9 +299,9 @@ func newListCmd(g *globalOptions) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Println(string(b))
+				fmt.Fprintln(out, string(b))
 			case "table":
-				w := tabwriter.NewWriter(os.Stdout, 12, 1, 3, ' ', 0)
+				w := tabwriter.NewWriter(out, 12, 1, 3, ' ', 0)
 				fmt.Fprint(w, "ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER\n")
 				for _, s := range states {
 					fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\n", s.ID, s.Pid, s.Status, s.Bundle,
@@ -319,13 +335,14 @@ func newPsCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			out := cmd.OutOrStdout()
 			switch format {
 			case "json":
 				if pids == nil {
 					pids = []int{}
 				}
 				b, _ := json.Marshal(pids)
-				fmt.Println(string(b))
+				fmt.Fprintln(out, string(b))
 				return nil
 			case "table":
 			default:
@@ -335,11 +352,11 @@ func newPsCmd(g *globalOptions) *cobra.Command {
 			if len(psArgs) == 0 {
 				psArgs = []string{"-ef"}
 			}
-			out, err := exec.Command("ps", psArgs...).Output()
+			table, err := exec.Command("ps", psArgs...).Output()
 			if err != nil {
 				return fmt.Errorf("run ps %s: %w", strings.Join(psArgs, " "), err)
 			}
-			lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+			lines := strings.Split(strings.TrimRight(string(table), "\n"), "\n")
 			if len(lines) == 0 {
 				return nil
 			}
@@ -356,12 +373,12 @@ func newPsCmd(g *globalOptions) *cobra.Command {
 			for _, p := range pids {
 				in[p] = true
 			}
-			fmt.Println(lines[0])
+			fmt.Fprintln(out, lines[0])
 			for _, l := range lines[1:] {
 				fs := strings.Fields(l)
 				if len(fs) > col {
 					if p, err := strconv.Atoi(fs[col]); err == nil && in[p] {
-						fmt.Println(l)
+						fmt.Fprintln(out, l)
 					}
 				}
 			}
@@ -415,7 +432,7 @@ func newFeaturesCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Println(string(b))
+			fmt.Fprintln(cmd.OutOrStdout(), string(b))
 			return nil
 		},
 	}

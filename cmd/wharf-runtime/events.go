@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"os/signal"
 	"time"
 
@@ -19,7 +18,7 @@ func newEventsCmd(g *globalOptions) *cobra.Command {
 	cmd := containerCmd(g, "events [flags] ID",
 		"print a container's resource usage (JSON lines, as runc): every --interval and on OOM kills, or once with --stats",
 		func(c *runtime.Container) error {
-			enc := json.NewEncoder(os.Stdout)
+			enc := json.NewEncoder(g.stdout)
 			if stats {
 				return enc.Encode(runtime.Event{Type: "stats", ID: c.ID(), Data: c.Stats()})
 			}

@@ -35,6 +35,11 @@ func newExecCmd(g *globalOptions) *cobra.Command {
 			return execInContainer(g, cmd, f, args[0], args[1:])
 		},
 	}
+	f.add(cmd)
+	return cmd
+}
+
+func (f *execFlags) add(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.SetInterspersed(false)
 	fl.StringVarP(&f.process, "process", "p", "", "path to a process.json (runtime-spec Process)")
@@ -53,7 +58,6 @@ func newExecCmd(g *globalOptions) *cobra.Command {
 	fl.StringVar(&f.processLabel, "process-label", "", "accepted for runc compatibility")
 	fl.StringVar(&f.apparmor, "apparmor", "", "accepted for runc compatibility")
 	fl.StringVar(&f.cgroup, "cgroup", "", "accepted for runc compatibility")
-	return cmd
 }
 
 // buildProcess is runc's rule: --process gives the whole process; otherwise the container's

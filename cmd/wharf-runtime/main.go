@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	goruntime "runtime"
 	"strings"
@@ -34,6 +35,14 @@ type globalOptions struct {
 	rootless      string
 	criu          string
 	logFile       *os.File
+	// stdout and stderr are where commands print and errors are logged without --log.
+	stdout, stderr io.Writer
+}
+
+func (g *globalOptions) close() {
+	if g.logFile != nil {
+		g.logFile.Close()
+	}
 }
 
 func (g *globalOptions) runtime() *runtime.Runtime {
@@ -60,7 +69,7 @@ func (g *globalOptions) logf(level, format string, a ...any) {
 	} else {
 		line = fmt.Sprintf("time=%q level=%s msg=%q", now, level, msg)
 	}
-	w := os.Stderr
+	var w io.Writer = g.stderr
 	if g.logFile != nil {
 		w = g.logFile
 	}
@@ -72,33 +81,52 @@ func main() {
 		runtime.Init()
 		return
 	}
-	g := &globalOptions{}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one command line and returns the process's exit status: 0, the container
+// process's status for run and exec (exitError), else 1 with the error reported as runc does —
+// one log line (text, or JSON with --log-format json) on stderr, or in the --log file with a
+// "wharf-runtime CMD failed: ERROR" line on stderr.
+func run(args []string, stdout, stderr io.Writer) int {
+	return runWith(&globalOptions{stdout: stdout, stderr: stderr}, args)
+}
+
+// runWith is run with the global options g (their writers set) filled by the command line.
+func runWith(g *globalOptions, args []string) int {
+	defer g.close()
 	root := newRootCmd(g)
+	root.SetArgs(args)
+	root.SetOut(g.stdout)
+	root.SetErr(g.stderr)
 	cmd, err := root.ExecuteC()
+	code, err := exitStatus(err)
 	if err == nil {
-		return
+		return code
 	}
-	code := 1
+	name := "wharf-runtime"
+	if cmd != root {
+		name += " " + cmd.Name()
+	}
+	g.logf("error", "%s", err)
+	if g.logFile != nil {
+		fmt.Fprintf(g.stderr, "%s failed: %s\n", name, err)
+	}
+	return code
+}
+
+// exitStatus maps what a command returned to the exit status and the error to report, if any:
+// nil is 0; an exitError is its code (reported only when it carries an error); anything else
+// is 1.
+func exitStatus(err error) (int, error) {
+	if err == nil {
+		return 0, nil
+	}
 	var ee exitError
 	if errors.As(err, &ee) {
-		if ee.err == nil {
-			os.Exit(ee.code)
-		}
-		code, err = ee.code, ee.err
+		return ee.code, ee.err
 	}
-	name := cmd.Name()
-	if cmd == root {
-		name = "wharf-runtime"
-	} else {
-		name = "wharf-runtime " + name
-	}
-	if g.logFile != nil {
-		g.logf("error", "%s", err)
-		fmt.Fprintf(os.Stderr, "%s failed: %s\n", name, err)
-	} else {
-		g.logf("error", "%s", err)
-	}
-	os.Exit(code)
+	return 1, err
 }
 
 // exitError carries a process exit code (run, exec) with an optional error to report.

@@ -42,7 +42,7 @@ func (r *Root) mkdirAllFollow(name string, mode uint32, res uint64) (int, string
 	}
 	rest := strings.Split(Clean(name), "/")
 	done := "." // resolved, symlink-free, root-relative
-	links := 0
+	links, races := 0, 0
 	for len(rest) > 0 {
 		c := rest[0]
 		rest = rest[1:]
@@ -69,7 +69,15 @@ func (r *Root) mkdirAllFollow(name string, mode uint32, res uint64) (int, string
 			if merr != nil && !errors.Is(merr, unix.EEXIST) {
 				return -1, "", &os.PathError{Op: "mkdir", Path: path.Join(r.path, next), Err: merr}
 			}
-			rest = append([]string{c}, rest...) // look again: it may have raced into a symlink
+			// Look again: it may have raced into a symlink. A name that is never found and
+			// always exists (a magic link in /proc/PID/fd naming the parent itself) must not
+			// spin: give up after as many retries as symlinks are followed.
+			if merr != nil {
+				if races++; races > 40 {
+					return -1, "", &os.PathError{Op: "mkdir", Path: path.Join(r.path, next), Err: merr}
+				}
+			}
+			rest = append([]string{c}, rest...)
 			if merr == nil {
 				done = next
 				rest = rest[1:]

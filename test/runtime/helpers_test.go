@@ -110,7 +110,13 @@ func (e *env) cmd(args ...string) *exec.Cmd {
 // goes to files, not pipes: a container's init inherits the runtime's stdio and outlives it.
 func (e *env) run(args ...string) result {
 	e.t.Helper()
-	cmd := e.cmd(args...)
+	return e.runCmd(e.cmd(args...))
+}
+
+// runCmd is run for a command made by e.cmd and then changed (ExtraFiles, Env, a wrapper).
+func (e *env) runCmd(cmd *exec.Cmd) result {
+	e.t.Helper()
+	args := cmd.Args[1:]
 	outf, err := os.CreateTemp("", "rt-out")
 	if err != nil {
 		e.t.Fatal(err)

@@ -116,6 +116,13 @@ type TagPusher interface {
 	PushTag(ctx context.Context, expected ocispec.Descriptor, r io.Reader, ref string) error
 }
 
+// TagLister is an optional ability of a Target: list the tags its roots are named by (a
+// registry repository's tags/list, a layout's ref names in index.json).
+type TagLister interface {
+	// Tags returns every tag, each once, in lexical (byte) order; none gives an empty list.
+	Tags(ctx context.Context) ([]string, error)
+}
+
 // ReferrerLister is an optional ability of a Target: list the manifests whose subject is d
 // (the referrers API of distribution-spec, the subject field of image-spec).
 type ReferrerLister interface {

@@ -15,10 +15,10 @@ import (
 // Docker), every layer has a layer media type wharf can apply (see IsLayer), and the config
 // lists exactly one rootfs.diff_ids entry per layer, in the same order (the diff_ids
 // themselves, digests of the uncompressed layers, can only be checked by reading the layers).
-// An artifact (config of another media type) wraps errdef.ErrUnsupported; every other failure
-// is an *Error wrapping errdef.ErrInvalidArgument.
+// An artifact (config of another media type; c may then be nil) wraps errdef.ErrUnsupported;
+// every other failure is an *Error wrapping errdef.ErrInvalidArgument.
 func ValidateImage(m *ocispec.Manifest, c *ocispec.Image) error {
-	if m == nil || c == nil {
+	if m == nil {
 		return &Error{Kind: "image", Err: errors.New("missing manifest or config")}
 	}
 	fail := func(field string, err error) error {
@@ -26,6 +26,9 @@ func ValidateImage(m *ocispec.Manifest, c *ocispec.Image) error {
 	}
 	if !IsConfig(m.Config.MediaType) {
 		return fail("config.mediaType", fmt.Errorf("%w: %s is not an image config (an artifact is not a runnable image)", errdef.ErrUnsupported, m.Config.MediaType))
+	}
+	if c == nil {
+		return &Error{Kind: "image", Err: errors.New("missing manifest or config")}
 	}
 	for i, l := range m.Layers {
 		if !IsLayer(l.MediaType) {

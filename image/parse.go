@@ -214,93 +214,159 @@ type probe struct {
 	RootFS    json.RawMessage `json:"rootfs"`
 }
 
+// parse runs the checks of Parse in their order, one step each; want is the kind the caller
+// asks for (kindAny: whatever the document is).
 func parse(desc ocispec.Descriptor, b []byte, want kind) (*Document, error) {
-	k := want
-	if desc.MediaType != "" {
-		if isSchema1(desc.MediaType) {
-			return nil, unsupported(desc, desc.MediaType)
-		}
-		dk := kindOf(desc.MediaType)
-		if dk == kindAny {
-			return nil, unsupported(desc, desc.MediaType)
-		}
-		if want != kindAny && dk != want {
-			return nil, &Error{Kind: want.String(), Digest: desc.Digest, Field: "mediaType",
-				Err: fmt.Errorf("descriptor media type %s is not a%s %s", desc.MediaType, article(want), want)}
-		}
-		k = dk
+	ps := &parser{desc: desc, b: b, want: want, k: want}
+	if err := ps.kindFromDescriptor(); err != nil {
+		return nil, err
 	}
-	fail := func(field string, err error) error {
-		return &Error{Kind: k.String(), Digest: desc.Digest, Field: field, Err: err}
+	if err := ps.checkBytes(); err != nil {
+		return nil, err
 	}
-	if len(b) > content.MaxDocumentSize {
-		return nil, fail("", fmt.Errorf("%w: %d bytes is over the %d byte limit", errdef.ErrTooLarge, len(b), content.MaxDocumentSize))
+	if err := ps.readProbe(); err != nil {
+		return nil, err
 	}
-	if desc.Digest != "" {
-		if err := content.ValidateDescriptor(desc); err != nil {
-			return nil, fail("descriptor", err)
-		}
-		if int64(len(b)) != desc.Size {
-			return nil, fail("", fmt.Errorf("%w: %d bytes, descriptor says %d", errdef.ErrSizeMismatch, len(b), desc.Size))
-		}
-		if got := desc.Digest.Algorithm().FromBytes(b); got != desc.Digest {
-			return nil, fail("", fmt.Errorf("%w: content hashes to %s", errdef.ErrDigestMismatch, got))
-		}
+	if err := ps.kindFromDocument(); err != nil {
+		return nil, err
 	}
+	if err := ps.mediaType(); err != nil {
+		return nil, err
+	}
+	if err := ps.checkAmbiguous(); err != nil {
+		return nil, err
+	}
+	if err := checkJSON(b, ps.k != kindConfig); err != nil {
+		return nil, ps.fail("", err)
+	}
+	return ps.decode()
+}
 
-	var p probe
-	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, fail("", fmt.Errorf("malformed JSON: %w", err))
-	}
-	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
-		return nil, fail("", errors.New("not a JSON object"))
-	}
-	var docMT string
-	if p.MediaType != nil {
-		if err := json.Unmarshal(p.MediaType, &docMT); err != nil || docMT == "" {
-			return nil, fail("mediaType", errors.New("not a non-empty string"))
-		}
-	}
+// parser is one document being parsed: what is known of it so far.
+type parser struct {
+	desc  ocispec.Descriptor
+	b     []byte
+	want  kind
+	k     kind   // the kind as far as it is known (errors name it)
+	p     probe  // the fields that tell kinds apart
+	docMT string // the document's own mediaType field
+	mt    string // the media type it is parsed as
+}
 
-	// The kind: from the descriptor, else from the document.
-	if desc.MediaType == "" {
-		detected := kindAny
-		switch {
-		case docMT != "":
-			if isSchema1(docMT) {
-				return nil, unsupported(desc, docMT)
-			}
-			if detected = kindOf(docMT); detected == kindAny {
-				return nil, unsupported(desc, docMT)
-			}
-		case p.Manifests != nil:
-			detected = kindIndex
-		case p.Layers != nil:
-			detected = kindManifest
-		case p.RootFS != nil:
-			detected = kindConfig
-		case p.Config != nil:
-			detected = kindManifest
-		}
-		if detected == kindAny && want == kindAny {
-			return nil, fail("", errors.New("cannot tell whether this is a manifest, an index or an image config"))
-		}
-		if detected != kindAny && want != kindAny && detected != want {
-			return nil, fail("", fmt.Errorf("document is a%s %s, not a%s %s", article(detected), detected, article(want), want))
-		}
-		if detected != kindAny {
-			k = detected
+func (ps *parser) fail(field string, err error) error {
+	return &Error{Kind: ps.k.String(), Digest: ps.desc.Digest, Field: field, Err: err}
+}
+
+// kindFromDescriptor takes the kind from the descriptor's media type, when it has one: a
+// document wharf parses, of the kind asked for.
+func (ps *parser) kindFromDescriptor() error {
+	mt := ps.desc.MediaType
+	if mt == "" {
+		return nil
+	}
+	if isSchema1(mt) {
+		return unsupported(ps.desc, mt)
+	}
+	dk := kindOf(mt)
+	if dk == kindAny {
+		return unsupported(ps.desc, mt)
+	}
+	if ps.want != kindAny && dk != ps.want {
+		return &Error{Kind: ps.want.String(), Digest: ps.desc.Digest, Field: "mediaType",
+			Err: fmt.Errorf("descriptor media type %s is not a%s %s", mt, article(ps.want), ps.want)}
+	}
+	ps.k = dk
+	return nil
+}
+
+// checkBytes caps the size, then checks the descriptor and the bytes against it (when it names
+// a digest).
+func (ps *parser) checkBytes() error {
+	if len(ps.b) > content.MaxDocumentSize {
+		return ps.fail("", fmt.Errorf("%w: %d bytes is over the %d byte limit", errdef.ErrTooLarge, len(ps.b), content.MaxDocumentSize))
+	}
+	d := ps.desc
+	if d.Digest == "" {
+		return nil
+	}
+	if err := content.ValidateDescriptor(d); err != nil {
+		return ps.fail("descriptor", err)
+	}
+	if int64(len(ps.b)) != d.Size {
+		return ps.fail("", fmt.Errorf("%w: %d bytes, descriptor says %d", errdef.ErrSizeMismatch, len(ps.b), d.Size))
+	}
+	if got := d.Digest.Algorithm().FromBytes(ps.b); got != d.Digest {
+		return ps.fail("", fmt.Errorf("%w: content hashes to %s", errdef.ErrDigestMismatch, got))
+	}
+	return nil
+}
+
+// readProbe decodes the fields that tell kinds apart: the bytes must be one JSON object, and
+// a mediaType field a non-empty string.
+func (ps *parser) readProbe() error {
+	if err := json.Unmarshal(ps.b, &ps.p); err != nil {
+		return ps.fail("", fmt.Errorf("malformed JSON: %w", err))
+	}
+	if bytes.Equal(bytes.TrimSpace(ps.b), []byte("null")) {
+		return ps.fail("", errors.New("not a JSON object"))
+	}
+	if ps.p.MediaType != nil {
+		if err := json.Unmarshal(ps.p.MediaType, &ps.docMT); err != nil || ps.docMT == "" {
+			return ps.fail("mediaType", errors.New("not a non-empty string"))
 		}
 	}
+	return nil
+}
 
-	mt := desc.MediaType
+// kindFromDocument, for a descriptor without a media type, takes the kind from the document:
+// its mediaType field, else its fields (manifests: index; layers: manifest; rootfs: config;
+// config: manifest).
+func (ps *parser) kindFromDocument() error {
+	if ps.desc.MediaType != "" {
+		return nil
+	}
+	detected := kindAny
+	switch p := ps.p; {
+	case ps.docMT != "":
+		if isSchema1(ps.docMT) {
+			return unsupported(ps.desc, ps.docMT)
+		}
+		if detected = kindOf(ps.docMT); detected == kindAny {
+			return unsupported(ps.desc, ps.docMT)
+		}
+	case p.Manifests != nil:
+		detected = kindIndex
+	case p.Layers != nil:
+		detected = kindManifest
+	case p.RootFS != nil:
+		detected = kindConfig
+	case p.Config != nil:
+		detected = kindManifest
+	}
+	switch {
+	case detected == kindAny && ps.want == kindAny:
+		return ps.fail("", errors.New("cannot tell whether this is a manifest, an index or an image config"))
+	case detected != kindAny && ps.want != kindAny && detected != ps.want:
+		return ps.fail("", fmt.Errorf("document is a%s %s, not a%s %s", article(detected), detected, article(ps.want), ps.want))
+	case detected != kindAny:
+		ps.k = detected
+	}
+	return nil
+}
+
+// mediaType settles the media type the document is parsed as: the descriptor's, which the
+// document's mediaType field must equal, else the document's, else the OCI one of its kind. A
+// config's mediaType field is not its media type, but may not claim a manifest's or index's;
+// Docker schema 2 manifests and lists must have the field.
+func (ps *parser) mediaType() error {
+	mt, docMT, k := ps.desc.MediaType, ps.docMT, ps.k
 	switch {
 	case k == kindConfig:
 		if mt == "" {
 			mt = MediaTypeConfig
 		}
 		if docMT != "" && (IsManifest(docMT) || IsIndex(docMT)) {
-			return nil, fail("mediaType", fmt.Errorf("an image config that claims to be %s", docMT))
+			return ps.fail("mediaType", fmt.Errorf("an image config that claims to be %s", docMT))
 		}
 	case mt == "":
 		mt = docMT
@@ -311,80 +377,73 @@ func parse(desc ocispec.Descriptor, b []byte, want kind) (*Document, error) {
 			}
 		}
 	case docMT != "" && docMT != mt:
-		return nil, fail("mediaType", fmt.Errorf("document says %s, its descriptor %s", docMT, mt))
+		return ps.fail("mediaType", fmt.Errorf("document says %s, its descriptor %s", docMT, mt))
 	}
 	if kindOf(mt) != k {
-		return nil, fail("mediaType", fmt.Errorf("%s is not a%s %s media type", mt, article(k), k))
+		return ps.fail("mediaType", fmt.Errorf("%s is not a%s %s media type", mt, article(k), k))
 	}
 	if IsDocker(mt) && k != kindConfig && docMT == "" {
-		return nil, fail("mediaType", fmt.Errorf("missing: docker schema 2 requires it (%s)", mt))
+		return ps.fail("mediaType", fmt.Errorf("missing: docker schema 2 requires it (%s)", mt))
 	}
-	switch k {
-	case kindManifest:
-		if p.Manifests != nil {
-			return nil, fail("manifests", errors.New("a manifest with a manifests field is ambiguous"))
-		}
-	case kindIndex:
-		if p.Layers != nil {
-			return nil, fail("layers", errors.New("an index with a layers field is ambiguous"))
-		}
-		if p.Config != nil {
-			return nil, fail("config", errors.New("an index with a config field is ambiguous"))
-		}
-	}
+	ps.mt = mt
+	return nil
+}
 
-	if err := checkJSON(b, k != kindConfig); err != nil {
-		return nil, fail("", err)
+// checkAmbiguous refuses a document with the fields of two kinds: a manifest with manifests,
+// an index with layers or config.
+func (ps *parser) checkAmbiguous() error {
+	switch {
+	case ps.k == kindManifest && ps.p.Manifests != nil:
+		return ps.fail("manifests", errors.New("a manifest with a manifests field is ambiguous"))
+	case ps.k == kindIndex && ps.p.Layers != nil:
+		return ps.fail("layers", errors.New("an index with a layers field is ambiguous"))
+	case ps.k == kindIndex && ps.p.Config != nil:
+		return ps.fail("config", errors.New("an index with a config field is ambiguous"))
 	}
+	return nil
+}
 
-	d := &Document{Descriptor: desc}
-	d.Descriptor.MediaType = mt
-	oci := !IsDocker(mt)
-	switch k {
+// decode decodes the document as its kind, checks its semantics (checkManifest, checkIndex,
+// checkConfig) and, for OCI, validates it against the image-spec schema.
+func (ps *parser) decode() (*Document, error) {
+	d := &Document{Descriptor: ps.desc}
+	d.Descriptor.MediaType = ps.mt
+	oci := !IsDocker(ps.mt)
+	var err error
+	switch ps.k {
 	case kindManifest:
-		var m ocispec.Manifest
-		if err := json.Unmarshal(b, &m); err != nil {
-			return nil, fail("", fmt.Errorf("malformed manifest: %w", err))
-		}
-		if field, err := checkManifest(&m, oci, p.Layers != nil); err != nil {
-			return nil, fail(field, err)
-		}
-		if oci {
-			if err := validateSchema(schemaManifest, b, p.Layers); err != nil {
-				return nil, fail("", err)
-			}
-		}
-		d.Manifest = &m
+		d.Manifest, err = decodeAs(ps, "manifest", oci, schemaManifest, ps.p.Layers, func(m *ocispec.Manifest) (string, error) {
+			return checkManifest(m, oci, ps.p.Layers != nil)
+		})
 	case kindIndex:
-		var x ocispec.Index
-		if err := json.Unmarshal(b, &x); err != nil {
-			return nil, fail("", fmt.Errorf("malformed index: %w", err))
-		}
-		if field, err := checkIndex(&x, oci, p.Manifests != nil); err != nil {
-			return nil, fail(field, err)
-		}
-		if oci {
-			if err := validateSchema(schemaIndex, b, nil); err != nil {
-				return nil, fail("", err)
-			}
-		}
-		d.Index = &x
+		d.Index, err = decodeAs(ps, "index", oci, schemaIndex, nil, func(x *ocispec.Index) (string, error) {
+			return checkIndex(x, oci, ps.p.Manifests != nil)
+		})
 	case kindConfig:
-		var c ocispec.Image
-		if err := json.Unmarshal(b, &c); err != nil {
-			return nil, fail("", fmt.Errorf("malformed image config: %w", err))
-		}
-		if field, err := checkConfig(&c); err != nil {
-			return nil, fail(field, err)
-		}
-		if oci {
-			if err := validateSchema(schemaConfig, b, nil); err != nil {
-				return nil, fail("", err)
-			}
-		}
-		d.Config = &c
+		d.Config, err = decodeAs(ps, "image config", oci, schemaConfig, nil, checkConfig)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return d, nil
+}
+
+// decodeAs unmarshals the document into a T, checks it and, for OCI, validates it against the
+// schema (layers: the raw layers field, see validateSchema).
+func decodeAs[T any](ps *parser, what string, oci bool, schema string, layers json.RawMessage, check func(*T) (string, error)) (*T, error) {
+	var v T
+	if err := json.Unmarshal(ps.b, &v); err != nil {
+		return nil, ps.fail("", fmt.Errorf("malformed %s: %w", what, err))
+	}
+	if field, err := check(&v); err != nil {
+		return nil, ps.fail(field, err)
+	}
+	if oci {
+		if err := validateSchema(schema, ps.b, layers); err != nil {
+			return nil, ps.fail("", err)
+		}
+	}
+	return &v, nil
 }
 
 func article(k kind) string {

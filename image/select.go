@@ -16,7 +16,7 @@ import (
 const MaxIndexDepth = 8
 
 // SelectManifest returns the descriptor of the image manifest for platform p reachable from
-// desc. A manifest desc is returned as it is. For an index (OCI or Docker list), entries are
+// desc; a nil p is the host's platform (DefaultPlatform). A manifest desc is returned as it is. For an index (OCI or Docker list), entries are
 // tried in document order: a manifest entry whose platform matches p (see Match), or a nested
 // index entry with a matching or no platform, searched in turn, at most MaxIndexDepth deep.
 // When no entry's platform field matches, manifest entries without a platform (as umoci writes
@@ -25,8 +25,11 @@ const MaxIndexDepth = 8
 //
 // No match gives an error wrapping errdef.ErrNotFound that lists the platforms seen; a
 // media type that is neither a manifest nor an index wraps errdef.ErrUnsupported.
-func SelectManifest(ctx context.Context, f content.Fetcher, desc ocispec.Descriptor, p ocispec.Platform) (ocispec.Descriptor, error) {
-	p = NormalizePlatform(p)
+func SelectManifest(ctx context.Context, f content.Fetcher, desc ocispec.Descriptor, platform *ocispec.Platform) (ocispec.Descriptor, error) {
+	p := DefaultPlatform()
+	if platform != nil {
+		p = NormalizePlatform(*platform)
+	}
 	switch {
 	case IsManifest(desc.MediaType):
 		return desc, nil

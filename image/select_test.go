@@ -125,7 +125,7 @@ func TestSelectManifest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := SelectManifest(context.Background(), f, tc.from, p)
+			got, err := SelectManifest(context.Background(), f, tc.from, &p)
 			if tc.err != nil {
 				if !errors.Is(err, tc.err) {
 					t.Fatalf("SelectManifest = %v, %v; want %v", got.Digest, err, tc.err)
@@ -140,8 +140,19 @@ func TestSelectManifest(t *testing.T) {
 			}
 		})
 	}
+	t.Run("nil is the host's platform", func(t *testing.T) {
+		host := DefaultPlatform()
+		want, err := SelectManifest(context.Background(), f, flat, &host)
+		if err != nil {
+			t.Skipf("no manifest for this host's platform %s in the test index", FormatPlatform(host))
+		}
+		got, err := SelectManifest(context.Background(), f, flat, nil)
+		if err != nil || got.Digest != want.Digest {
+			t.Fatalf("SelectManifest(nil) = %s, %v; want %s", got.Digest, err, want.Digest)
+		}
+	})
 	t.Run("error lists platforms", func(t *testing.T) {
-		_, err := SelectManifest(context.Background(), f, flat, ocispec.Platform{OS: "linux", Architecture: "s390x"})
+		_, err := SelectManifest(context.Background(), f, flat, &ocispec.Platform{OS: "linux", Architecture: "s390x"})
 		if err == nil || !strings.Contains(err.Error(), "linux/amd64, linux/arm64/v8, linux/arm/v6, linux/arm/v7") {
 			t.Fatalf("SelectManifest = %v", err)
 		}
@@ -166,7 +177,7 @@ func TestSelectManifestFixture(t *testing.T) {
 	for _, p := range []string{"linux/amd64", "linux/arm64"} {
 		t.Run(p, func(t *testing.T) {
 			want, _ := ParsePlatform(p)
-			d, err := SelectManifest(context.Background(), f, idx, want)
+			d, err := SelectManifest(context.Background(), f, idx, &want)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/wharfoci/wharf/content"
@@ -179,4 +180,53 @@ func Resolve(ctx context.Context, l *layout.Layout, r Reference) (ocispec.Descri
 		}
 	}
 	return ocispec.Descriptor{}, amb
+}
+
+// MountFrom returns the Options.MountFrom of image/copy for a copy from src to dst: on one
+// registry, from one repository to another, a blob is mounted from src's repository instead of
+// copied (a registry's cross-repository mount). It returns nil for any other pair.
+func MountFrom(src, dst *Handle) func(context.Context, ocispec.Descriptor) ([]string, error) {
+	if src.Repo == nil || dst.Repo == nil || src.Repo.Domain != dst.Repo.Domain || src.Repo.Name == dst.Repo.Name {
+		return nil
+	}
+	from := src.Repo.Name
+	return func(context.Context, ocispec.Descriptor) ([]string, error) { return []string{from}, nil }
+}
+
+// Tags lists the tags of what the handle names: a registry repository's, a layout's or an
+// archive's (content.TagLister), each once, sorted.
+func (h *Handle) Tags(ctx context.Context) ([]string, error) {
+	tl, ok := h.Target().(content.TagLister)
+	if !ok {
+		return nil, fmt.Errorf("list tags of %s: %w", h.Ref, errdef.ErrUnsupported)
+	}
+	tags, err := tl.Tags(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list tags of %s: %w", h.Ref, err)
+	}
+	return tags, nil
+}
+
+// RepoTags is what skopeo inspect calls RepoTags for the image dg: every tag of a registry
+// repository (as skopeo lists them: resolving each would cost a request per tag), the tags of
+// a layout or archive that name dg.
+func (h *Handle) RepoTags(ctx context.Context, dg digest.Digest) ([]string, error) {
+	tags, err := h.Tags(ctx)
+	if err != nil || h.Repo != nil {
+		return tags, err
+	}
+	entries, err := h.Layout.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	named := []string{}
+	for _, t := range tags {
+		for _, e := range entries {
+			if e.Name == t && e.Descriptor.Digest == dg {
+				named = append(named, t)
+				break
+			}
+		}
+	}
+	return named, nil
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/wharfoci/wharf/content"
 	"github.com/wharfoci/wharf/errdef"
+	"github.com/wharfoci/wharf/image"
 	"github.com/wharfoci/wharf/image/bundle"
 	"github.com/wharfoci/wharf/internal/rootfs"
 	"github.com/wharfoci/wharf/internal/specdefault"
@@ -162,58 +163,10 @@ func adjustConfig(dir string, opts Options) error {
 	if err := opts.Check(); err != nil {
 		return err
 	}
-	switch {
-	case opts.Entrypoint != nil:
-		s.Process.Args = append(append([]string(nil), opts.Entrypoint...), opts.Args...)
-	case len(opts.Args) > 0:
-		s.Process.Args = opts.Args
-	}
-	if len(s.Process.Args) == 0 {
-		return fmt.Errorf("run: the image has no Entrypoint or Cmd and no command was given: %w", errdef.ErrInvalidArgument)
-	}
-	s.Process.Env = mergeEnv(s.Process.Env, opts.Env)
-	s.Process.Terminal = opts.Tty
-	if opts.Workdir != "" {
-		s.Process.Cwd = filepath.Clean(opts.Workdir) // checked
-	}
-	if opts.User != "" {
-		root, err := rootfs.Open(filepath.Join(dir, s.Root.Path))
-		if err != nil {
+	for _, edit := range opts.specEdits(filepath.Join(dir, s.Root.Path)) {
+		if err := edit(&s); err != nil {
 			return err
 		}
-		u, err := bundle.ResolveUser(root, opts.User)
-		root.Close()
-		if err != nil {
-			return fmt.Errorf("--user %s: %w", opts.User, err)
-		}
-		s.Process.User = specs.User{UID: u.UID, GID: u.GID, AdditionalGids: u.AdditionalGids}
-	}
-	switch {
-	case opts.Hostname != "":
-		s.Hostname = opts.Hostname
-	case s.Hostname == "":
-		s.Hostname = opts.ID
-	}
-	for _, v := range opts.Volumes {
-		m, err := parseVolume(v)
-		if err != nil {
-			return err
-		}
-		s.Mounts = append(s.Mounts, m)
-	}
-	s.Root.Readonly = s.Root.Readonly || opts.ReadOnly
-	if opts.Network == "host" {
-		var nss []specs.LinuxNamespace
-		for _, ns := range s.Linux.Namespaces {
-			if ns.Type != specs.NetworkNamespace {
-				nss = append(nss, ns)
-			}
-		}
-		s.Linux.Namespaces = nss
-	}
-	limit(&s, opts)
-	if err := changeCaps(s.Process, opts.CapAdd, opts.CapDrop); err != nil {
-		return err
 	}
 	out, err := json.MarshalIndent(&s, "", "\t")
 	if err != nil {
@@ -222,17 +175,112 @@ func adjustConfig(dir string, opts Options) error {
 	return os.WriteFile(path, out, 0o600)
 }
 
-// Check reports what is wrong with the options themselves, before any image is read: paths,
+// specEdits are the options as edits of a bundle's config (rootfs: its root file system),
+// applied in order, in the model of containerd's oci.SpecOpts: one per podman flag.
+func (o Options) specEdits(rootfs string) []func(*specs.Spec) error {
+	return []func(*specs.Spec) error{
+		o.withArgs, o.withProcess, func(s *specs.Spec) error { return o.withUser(s, rootfs) },
+		o.withHostname, o.withVolumes, o.withNetwork, o.withLimits, o.withCapabilities,
+	}
+}
+
+// withArgs: COMMAND replaces the image's Entrypoint and Cmd; --entrypoint replaces the
+// Entrypoint, drops the Cmd and COMMAND follows it. Something must remain to run.
+func (o Options) withArgs(s *specs.Spec) error {
+	switch {
+	case o.Entrypoint != nil:
+		s.Process.Args = append(append([]string(nil), o.Entrypoint...), o.Args...)
+	case len(o.Args) > 0:
+		s.Process.Args = o.Args
+	}
+	if len(s.Process.Args) == 0 {
+		return fmt.Errorf("run: the image has no Entrypoint or Cmd and no command was given: %w", errdef.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// withProcess: --env (image.SetEnv), --tty, --workdir (checked by Check).
+func (o Options) withProcess(s *specs.Spec) error {
+	s.Process.Env = image.SetEnv(s.Process.Env, o.Env...)
+	s.Process.Terminal = o.Tty
+	if o.Workdir != "" {
+		s.Process.Cwd = filepath.Clean(o.Workdir)
+	}
+	return nil
+}
+
+// withUser: --user resolved in the rootfs' /etc/passwd and /etc/group.
+func (o Options) withUser(s *specs.Spec, rootfsDir string) error {
+	if o.User == "" {
+		return nil
+	}
+	root, err := rootfs.Open(rootfsDir)
+	if err != nil {
+		return err
+	}
+	u, err := bundle.ResolveUser(root, o.User)
+	root.Close()
+	if err != nil {
+		return fmt.Errorf("--user %s: %w", o.User, err)
+	}
+	s.Process.User = specs.User{UID: u.UID, GID: u.GID, AdditionalGids: u.AdditionalGids}
+	return nil
+}
+
+// withHostname: --hostname, else the image's, else the container id.
+func (o Options) withHostname(s *specs.Spec) error {
+	switch {
+	case o.Hostname != "":
+		s.Hostname = o.Hostname
+	case s.Hostname == "":
+		s.Hostname = o.ID
+	}
+	return nil
+}
+
+// withVolumes: each --volume becomes a bind mount (its source must exist); --read-only.
+func (o Options) withVolumes(s *specs.Spec) error {
+	for _, v := range o.Volumes {
+		m, err := parseVolume(v, s.Mounts)
+		if err != nil {
+			return err
+		}
+		s.Mounts = append(s.Mounts, m)
+	}
+	s.Root.Readonly = s.Root.Readonly || o.ReadOnly
+	return nil
+}
+
+// withNetwork: --network host leaves the network namespace out.
+func (o Options) withNetwork(s *specs.Spec) error {
+	if o.Network != "host" {
+		return nil
+	}
+	var nss []specs.LinuxNamespace
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type != specs.NetworkNamespace {
+			nss = append(nss, ns)
+		}
+	}
+	s.Linux.Namespaces = nss
+	return nil
+}
+
+// Check reports what is wrong with the options themselves, before any image is read: paths
+// (the container-path check of bundle.CheckPath, against the default mounts and the volumes),
 // volume syntax, network, limits, capability names. (A volume's source must also exist, and
 // the user must be in the image: adjustConfig finds that out.)
 func (o Options) Check() error {
-	if o.Workdir != "" {
-		if _, err := containerPath(o.Workdir, "--workdir"); err != nil {
+	mounts := bundle.DefaultSpec().Mounts
+	for _, v := range o.Volumes {
+		m, err := volumeMount(v, mounts)
+		if err != nil {
 			return err
 		}
+		mounts = append(mounts, m)
 	}
-	for _, v := range o.Volumes {
-		if _, _, _, err := volumeSpec(v); err != nil {
+	if o.Workdir != "" {
+		if _, err := bundle.CheckPath(o.Workdir, "--workdir", mounts); err != nil {
 			return err
 		}
 	}
@@ -259,102 +307,91 @@ const cpuPeriod = 100000
 
 func cpuQuota(cpus float64) int64 { return int64(cpus * cpuPeriod) }
 
-// containerPath checks an absolute path in the container (no "..": it is resolved in the
-// rootfs by the runtime anyway, but a path that climbs is a mistake worth reporting).
-func containerPath(p, what string) (string, error) {
-	if !filepath.IsAbs(p) {
-		return "", fmt.Errorf("%s %q: %w: an absolute path in the container", what, p, errdef.ErrInvalidArgument)
-	}
-	for _, c := range strings.Split(p, "/") {
-		if c == ".." {
-			return "", fmt.Errorf("%s %q: %w: \"..\" in a container path", what, p, errdef.ErrInvalidArgument)
-		}
-	}
-	return filepath.Clean(p), nil
-}
-
-// volumeSpec splits SRC:DST[:ro|rw], checking DST and the option.
-func volumeSpec(v string) (src, dst string, ro bool, err error) {
+// volumeMount reads SRC:DST[:ro|rw] into a bind mount of the host path SRC (made absolute) at
+// DST, checked against the mounts made before it.
+func volumeMount(v string, mounts []specs.Mount) (specs.Mount, error) {
 	parts := strings.Split(v, ":")
 	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
-		return "", "", false, fmt.Errorf("--volume %q: want SRC:DST[:ro|rw]: %w", v, errdef.ErrInvalidArgument)
+		return specs.Mount{}, fmt.Errorf("--volume %q: want SRC:DST[:ro|rw]: %w", v, errdef.ErrInvalidArgument)
 	}
-	if dst, err = containerPath(parts[1], "--volume"); err != nil {
-		return "", "", false, err
-	}
-	if len(parts) == 3 {
-		switch parts[2] {
-		case "ro":
-			ro = true
-		case "rw":
-		default:
-			return "", "", false, fmt.Errorf("--volume %q: option %q: ro or rw: %w", v, parts[2], errdef.ErrInvalidArgument)
-		}
-	}
-	return parts[0], dst, ro, nil
-}
-
-// parseVolume reads SRC:DST[:ro|rw] into a bind mount of the host path SRC (which must exist).
-func parseVolume(v string) (specs.Mount, error) {
-	src, dst, ro, err := volumeSpec(v)
+	src, err := filepath.Abs(parts[0])
 	if err != nil {
 		return specs.Mount{}, err
 	}
-	if src, err = filepath.Abs(src); err != nil {
+	dst, err := bundle.CheckPath(parts[1], "--volume", mounts)
+	if err != nil {
 		return specs.Mount{}, err
 	}
-	if _, err := os.Stat(src); err != nil {
-		return specs.Mount{}, fmt.Errorf("--volume %q: %w", v, err)
-	}
 	m := specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", "rprivate"}}
-	if ro {
-		m.Options = append(m.Options, "ro")
+	if len(parts) == 3 {
+		switch parts[2] {
+		case "ro":
+			m.Options = append(m.Options, "ro")
+		case "rw":
+		default:
+			return specs.Mount{}, fmt.Errorf("--volume %q: option %q: ro or rw: %w", v, parts[2], errdef.ErrInvalidArgument)
+		}
 	}
 	return m, nil
 }
 
-// limit sets the memory, pids and CPU limits (checked by Check).
-func limit(s *specs.Spec, opts Options) {
-	if opts.Memory == 0 && opts.PidsLimit == 0 && opts.CPUs == 0 {
-		return
+// parseVolume is volumeMount of a source that must exist.
+func parseVolume(v string, mounts []specs.Mount) (specs.Mount, error) {
+	m, err := volumeMount(v, mounts)
+	if err != nil {
+		return specs.Mount{}, err
+	}
+	if _, err := os.Stat(m.Source); err != nil {
+		return specs.Mount{}, fmt.Errorf("--volume %q: %w", v, err)
+	}
+	return m, nil
+}
+
+// withLimits: --memory, --pids-limit and --cpus (checked by Check).
+func (o Options) withLimits(s *specs.Spec) error {
+	if o.Memory == 0 && o.PidsLimit == 0 && o.CPUs == 0 {
+		return nil
 	}
 	if s.Linux.Resources == nil {
 		s.Linux.Resources = &specs.LinuxResources{}
 	}
 	r := s.Linux.Resources
-	if opts.Memory > 0 {
-		r.Memory = &specs.LinuxMemory{Limit: &opts.Memory}
+	if o.Memory > 0 {
+		mem := o.Memory
+		r.Memory = &specs.LinuxMemory{Limit: &mem}
 	}
-	if opts.PidsLimit > 0 {
-		r.Pids = &specs.LinuxPids{Limit: &opts.PidsLimit}
+	if o.PidsLimit > 0 {
+		pids := o.PidsLimit
+		r.Pids = &specs.LinuxPids{Limit: &pids}
 	}
-	if opts.CPUs > 0 {
-		period, quota := uint64(cpuPeriod), cpuQuota(opts.CPUs)
+	if o.CPUs > 0 {
+		period, quota := uint64(cpuPeriod), cpuQuota(o.CPUs)
 		r.CPU = &specs.LinuxCPU{Period: &period, Quota: &quota}
 	}
+	return nil
 }
 
-// changeCaps drops then adds capabilities in the bounding, effective and permitted sets (and
-// the ambient and inheritable ones, for drops), as podman's --cap-drop and --cap-add.
-func changeCaps(p *specs.Process, add, drop []string) error {
-	if len(add) == 0 && len(drop) == 0 {
+// withCapabilities drops then adds capabilities in the bounding, effective and permitted sets
+// (and the ambient and inheritable ones, for drops), as podman's --cap-drop and --cap-add.
+func (o Options) withCapabilities(s *specs.Spec) error {
+	if len(o.CapAdd) == 0 && len(o.CapDrop) == 0 {
 		return nil
 	}
-	dropped, dropAll, err := capList(drop, "--cap-drop")
+	dropped, dropAll, err := capList(o.CapDrop, "--cap-drop")
 	if err != nil {
 		return err
 	}
-	added, addAll, err := capList(add, "--cap-add")
+	added, addAll, err := capList(o.CapAdd, "--cap-add")
 	if err != nil {
 		return err
 	}
 	if addAll {
 		added = specdefault.Capabilities
 	}
-	if p.Capabilities == nil {
-		p.Capabilities = &specs.LinuxCapabilities{}
+	if s.Process.Capabilities == nil {
+		s.Process.Capabilities = &specs.LinuxCapabilities{}
 	}
-	c := p.Capabilities
+	c := s.Process.Capabilities
 	edit := func(set []string, addTo bool) []string {
 		var out []string
 		for _, n := range set {
@@ -376,48 +413,21 @@ func changeCaps(p *specs.Process, add, drop []string) error {
 	return nil
 }
 
-// capList reads capability names (CAP_X, x, or ALL, which it reports instead of a list).
+// capList reads capability names (specdefault.CapabilityName: CAP_X or x), or ALL, which it
+// reports instead of a list.
 func capList(names []string, flag string) ([]string, bool, error) {
 	var out []string
 	for _, n := range names {
-		u := strings.ToUpper(n)
-		if u == "ALL" {
+		if strings.EqualFold(n, "ALL") {
 			return nil, true, nil
 		}
-		if !strings.HasPrefix(u, "CAP_") {
-			u = "CAP_" + u
-		}
+		u := specdefault.CapabilityName(n)
 		if !slices.Contains(specdefault.Capabilities, u) {
 			return nil, false, fmt.Errorf("%s %s: %w: unknown capability", flag, n, errdef.ErrInvalidArgument)
 		}
 		out = append(out, u)
 	}
 	return out, false, nil
-}
-
-// mergeEnv returns base with each KEY=VALUE of add replacing the entry of the same KEY.
-func mergeEnv(base, add []string) []string {
-	key := func(e string) string {
-		for i := 0; i < len(e); i++ {
-			if e[i] == '=' {
-				return e[:i]
-			}
-		}
-		return e
-	}
-	out := append([]string(nil), base...)
-	for _, a := range add {
-		replaced := false
-		for i, e := range out {
-			if key(e) == key(a) {
-				out[i], replaced = a, true
-			}
-		}
-		if !replaced {
-			out = append(out, a)
-		}
-	}
-	return out
 }
 
 func runBundle(ctx context.Context, rt, dir string, opts Options) (int, error) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -13,14 +14,6 @@ import (
 	"github.com/wharfoci/wharf/errdef"
 	"github.com/wharfoci/wharf/internal/specdefault"
 )
-
-func TestMergeEnv(t *testing.T) {
-	got := mergeEnv([]string{"PATH=/bin", "A=1", "B"}, []string{"A=2", "C=3", "B=x"})
-	want := []string{"PATH=/bin", "A=2", "B=x", "C=3"}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("mergeEnv = %q, want %q", got, want)
-	}
-}
 
 // bundleWith writes a bundle whose config.json is spec and whose rootfs has /etc/passwd and
 // /etc/group.
@@ -108,6 +101,10 @@ func TestAdjustConfig(t *testing.T) {
 		{"volume without destination", base("sh"), Options{Volumes: []string{hostDir}}, nil, errdef.ErrInvalidArgument},
 		{"volume of a missing path", base("sh"), Options{Volumes: []string{hostDir + "/nope:/x"}}, nil, os.ErrNotExist},
 		{"volume climbing", base("sh"), Options{Volumes: []string{hostDir + ":/../x"}}, nil, errdef.ErrInvalidArgument},
+		{"volume in proc", base("sh"), Options{Volumes: []string{hostDir + ":/proc/x"}}, nil, errdef.ErrUnsafePath},
+		{"volume in sys", base("sh"), Options{Volumes: []string{hostDir + ":/sys/x"}}, nil, errdef.ErrUnsafePath},
+		{"workdir in proc", base("sh"), Options{Workdir: "/proc/self/fd/5"}, nil, errdef.ErrUnsafePath},
+		{"workdir climbing into proc", base("sh"), Options{Workdir: "/x/../proc/1/cwd"}, nil, errdef.ErrInvalidArgument},
 		{"volume option", base("sh"), Options{Volumes: []string{hostDir + ":/x:z"}}, nil, errdef.ErrInvalidArgument},
 		{"network", base("sh"), Options{Network: "bridge"}, nil, errdef.ErrInvalidArgument},
 		{"unknown cap", base("sh"), Options{CapAdd: []string{"CAP_FLY"}}, nil, errdef.ErrInvalidArgument},
@@ -139,5 +136,43 @@ func TestFindRuntime(t *testing.T) {
 	}
 	if p, err := findRuntime("true"); err != nil || filepath.Base(p) != "true" {
 		t.Fatalf("findRuntime(true) = %q, %v", p, err)
+	}
+}
+
+// Check applies the one container-path check to --workdir and --volume destinations: a
+// working directory or mount on the kernel's /proc or /sys is refused (CVE-2024-21626), one
+// on a mount the config puts there is not.
+func TestCheckPaths(t *testing.T) {
+	host := t.TempDir()
+	for _, tc := range []struct {
+		name    string
+		opts    Options
+		wantErr error
+	}{
+		{"workdir", Options{Workdir: "/srv"}, nil},
+		{"workdir at a process's descriptor", Options{Workdir: "/proc/self/fd/5"}, errdef.ErrUnsafePath},
+		{"workdir in sys", Options{Workdir: "/sys/kernel"}, errdef.ErrUnsafePath},
+		{"workdir on the cgroup mount", Options{Workdir: "/sys/fs/cgroup"}, nil},
+		{"volume in proc", Options{Volumes: []string{host + ":/proc/x"}}, errdef.ErrUnsafePath},
+		{"volume on the cgroup mount", Options{Volumes: []string{host + ":/sys/fs/cgroup/x"}}, nil},
+		{"workdir on a volume of the host's proc", Options{Volumes: []string{"/proc:/hostproc"}, Workdir: "/hostproc/self/fd/3"}, errdef.ErrUnsafePath},
+		{"workdir on a volume", Options{Volumes: []string{host + ":/data"}, Workdir: "/data/x"}, nil},
+		{"relative workdir", Options{Workdir: "srv"}, errdef.ErrInvalidArgument},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.opts.Check()
+			if tc.wantErr == nil {
+				if err != nil {
+					t.Fatalf("Check = %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("Check = %v, want %v", err, tc.wantErr)
+			}
+			if errors.Is(err, errdef.ErrUnsafePath) && !strings.Contains(err.Error(), "CVE-2024-21626") {
+				t.Fatalf("Check = %v: does not say why", err)
+			}
+		})
 	}
 }

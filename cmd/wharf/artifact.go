@@ -1,8 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"strings"
+	"io"
 	"text/tabwriter"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -43,11 +44,11 @@ func addArtifactFlags(cmd *cobra.Command) *artifactFlags {
 
 func (af *artifactFlags) options() (artifact.Options, error) {
 	o := artifact.Options{ArtifactType: af.artifactType, Annotations: map[string]string{}}
-	for _, kv := range af.annotations {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return o, usageErrorf("--annotation %q: want KEY=VALUE", kv)
-		}
+	ann, err := parseKeyValues("--annotation", af.annotations)
+	if err != nil {
+		return o, err
+	}
+	for k, v := range ann {
 		o.Annotations[k] = v
 	}
 	t, err := sourceDateEpoch()
@@ -180,23 +181,20 @@ title, verified against its digest. Titles are confined to DIR: an absolute titl
 	cmd.Flags().StringVarP(&out, "output", "o", ".", "directory to write the files into")
 	rf := addRegistryFlags(cmd, false)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		h, d, err := openAnyImage(cmd.Context(), args[0], rf)
-		if err != nil {
-			return err
-		}
-		defer h.Close()
-		files, err := artifact.Pull(cmd.Context(), h.Target(), d, out)
-		if err != nil {
-			return err
-		}
-		if opts.JSON {
-			return writeJSON(cmd.OutOrStdout(), files)
-		}
-		for _, f := range files {
-			opts.infof(cmd, "pulled %s (%s, %d bytes)", f.Path, f.Digest, f.Size)
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "pulled %s: %d file%s into %s\n", h.Ref, len(files), plural(len(files)), out)
-		return nil
+		return withImage(cmd.Context(), args[0], rf, func(ctx context.Context, h *imageref.Handle, d ocispec.Descriptor) error {
+			files, err := artifact.Pull(ctx, h.Target(), d, out)
+			if err != nil {
+				return err
+			}
+			if opts.JSON {
+				return writeJSON(cmd.OutOrStdout(), files)
+			}
+			for _, f := range files {
+				opts.infof(cmd, "pulled %s (%s, %d bytes)", f.Path, f.Digest, f.Size)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "pulled %s: %d file%s into %s\n", h.Ref, len(files), plural(len(files)), out)
+			return nil
+		})
 	}
 	return cmd
 }
@@ -215,32 +213,34 @@ manifests): digest, artifact type, size and creation time; --json prints the des
 	cmd.Flags().StringVar(&artifactType, "artifact-type", "", "only the artifacts of this type")
 	rf := addRegistryFlags(cmd, false)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		h, d, err := openAnyImage(cmd.Context(), args[0], rf)
-		if err != nil {
-			return err
-		}
-		defer h.Close()
-		refs, err := artifact.Referrers(cmd.Context(), h.Target(), d, artifactType)
-		if err != nil {
-			return err
-		}
-		if opts.JSON {
-			if refs == nil {
-				refs = []ocispec.Descriptor{}
+		return withImage(cmd.Context(), args[0], rf, func(ctx context.Context, h *imageref.Handle, d ocispec.Descriptor) error {
+			refs, err := artifact.Referrers(ctx, h.Target(), d, artifactType)
+			if err != nil {
+				return err
 			}
-			return writeJSON(cmd.OutOrStdout(), refs)
-		}
-		opts.infof(cmd, "%s (%s): %d referrer%s", h.Ref, d.Digest, len(refs), plural(len(refs)))
-		tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "DIGEST\tARTIFACT TYPE\tSIZE\tCREATED")
-		for _, r := range refs {
-			created := r.Annotations[ocispec.AnnotationCreated]
-			if created == "" {
-				created = "-"
+			if opts.JSON {
+				if refs == nil {
+					refs = []ocispec.Descriptor{}
+				}
+				return writeJSON(cmd.OutOrStdout(), refs)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", r.Digest, r.ArtifactType, r.Size, created)
-		}
-		return tw.Flush()
+			opts.infof(cmd, "%s (%s): %d referrer%s", h.Ref, d.Digest, len(refs), plural(len(refs)))
+			return printReferrers(cmd.OutOrStdout(), refs)
+		})
 	}
 	return cmd
+}
+
+// printReferrers prints a table of referrers: digest, artifact type, size, creation time.
+func printReferrers(w io.Writer, refs []ocispec.Descriptor) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DIGEST\tARTIFACT TYPE\tSIZE\tCREATED")
+	for _, r := range refs {
+		created := r.Annotations[ocispec.AnnotationCreated]
+		if created == "" {
+			created = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", r.Digest, r.ArtifactType, r.Size, created)
+	}
+	return tw.Flush()
 }

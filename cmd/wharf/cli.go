@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -51,6 +52,23 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
+}
+
+// parseKeyValues reads the values of a repeatable KEY=VALUE flag into a map (nil for none; a
+// later KEY wins). A value without "=" or with an empty KEY is a usage error.
+func parseKeyValues(flag string, kvs []string) (map[string]string, error) {
+	var m map[string]string
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usageErrorf("%s %q: want KEY=VALUE", flag, kv)
+		}
+		if m == nil {
+			m = map[string]string{}
+		}
+		m[k] = v
+	}
+	return m, nil
 }
 
 // writeJSON prints v as indented JSON followed by a newline.

@@ -11,10 +11,6 @@ import (
 )
 
 func newConfigCmd(opts *globalOptions) *cobra.Command {
-	var (
-		entrypoint, cmdArgs, env, labels, ports, volumes []string
-		workdir, user, stopSignal                        string
-	)
 	c := &cobra.Command{
 		Use:   "config IMAGE [flags]",
 		Short: "Change an image's config (entrypoint, cmd, env, user, labels…)",
@@ -23,33 +19,18 @@ at it, and move IMAGE's tag to it (an IMAGE named by digest gets the new manifes
 The old manifest stays stored, reachable by its digest, until "wharf gc".
 
 --entrypoint and --cmd replace the whole list (repeat the flag for each element; an empty
-value clears it). --env KEY=VALUE sets a variable (replacing the same KEY). --label KEY=VALUE
-sets a label; --port and --volume add an exposed port and a volume.`,
+value clears it). --env KEY=VALUE sets a variable (replacing the same KEY where it stands).
+--label KEY=VALUE sets a label; --port and --volume add an exposed port and a volume.`,
 		Example: `  wharf config oci:./img:app --entrypoint /bin/app --cmd serve --cmd --port=80 --env MODE=prod
   wharf config oci:./img:app --user www:www --workdir /srv --label org.opencontainers.image.version=1.2`,
 		Args: exactArgs(1),
 	}
-	f := c.Flags()
-	f.StringArrayVar(&entrypoint, "entrypoint", nil, "entrypoint element (repeatable; replaces the list)")
-	f.StringArrayVar(&cmdArgs, "cmd", nil, "cmd element (repeatable; replaces the list)")
-	f.StringArrayVar(&env, "env", nil, "KEY=VALUE environment variable (repeatable)")
-	f.StringVar(&workdir, "workdir", "", "working directory")
-	f.StringVar(&user, "user", "", "user[:group] the process runs as")
-	f.StringArrayVar(&labels, "label", nil, "KEY=VALUE label (repeatable)")
-	f.StringArrayVar(&ports, "port", nil, "exposed port, PORT[/PROTO] (repeatable)")
-	f.StringArrayVar(&volumes, "volume", nil, "volume path (repeatable)")
-	f.StringVar(&stopSignal, "stop-signal", "", "signal that stops the container (SIGTERM…)")
+	cf := addConfigFlags(c)
 	platform := platformFlag(c, "the platform whose image to change when IMAGE is an index")
 	c.RunE = func(cmd *cobra.Command, args []string) error {
-		for _, kv := range append(append([]string{}, env...), labels...) {
-			if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-				return usageErrorf("%q: want KEY=VALUE", kv)
-			}
-		}
-		for _, v := range volumes {
-			if !strings.HasPrefix(v, "/") {
-				return usageErrorf("--volume %q: want an absolute path", v)
-			}
+		edits, err := cf.edits(cmd)
+		if err != nil {
+			return err
 		}
 		p, err := platform()
 		if err != nil {
@@ -65,66 +46,11 @@ sets a label; --port and --volume add an exposed port and a volume.`,
 			return err
 		}
 		defer h.Close()
-		if image.IsIndex(d.MediaType) {
-			want := image.DefaultPlatform()
-			if p != nil {
-				want = *p
-			}
-			if d, err = image.SelectManifest(ctx, h.Layout, d, want); err != nil {
-				return err
-			}
+		if d, err = image.SelectManifest(ctx, h.Layout, d, p); err != nil {
+			return err
 		}
-		fl := cmd.Flags()
 		md, err := bundle.Mutate(ctx, h.Layout, d, h.Ref.Tag, "wharf config "+strings.Join(args[1:], " "), sde, func(img *ocispec.Image) error {
-			cfg := &img.Config
-			if fl.Changed("entrypoint") {
-				cfg.Entrypoint = nonEmpty(entrypoint)
-			}
-			if fl.Changed("cmd") {
-				cfg.Cmd = nonEmpty(cmdArgs)
-			}
-			for _, kv := range env {
-				k, _, _ := strings.Cut(kv, "=")
-				out := cfg.Env[:0:0]
-				for _, e := range cfg.Env {
-					if ek, _, _ := strings.Cut(e, "="); ek != k {
-						out = append(out, e)
-					}
-				}
-				cfg.Env = append(out, kv)
-			}
-			if fl.Changed("workdir") {
-				cfg.WorkingDir = workdir
-			}
-			if fl.Changed("user") {
-				cfg.User = user
-			}
-			for _, kv := range labels {
-				k, v, _ := strings.Cut(kv, "=")
-				if cfg.Labels == nil {
-					cfg.Labels = map[string]string{}
-				}
-				cfg.Labels[k] = v
-			}
-			for _, p := range ports {
-				if !strings.Contains(p, "/") {
-					p += "/tcp"
-				}
-				if cfg.ExposedPorts == nil {
-					cfg.ExposedPorts = map[string]struct{}{}
-				}
-				cfg.ExposedPorts[p] = struct{}{}
-			}
-			for _, v := range volumes {
-				if cfg.Volumes == nil {
-					cfg.Volumes = map[string]struct{}{}
-				}
-				cfg.Volumes[v] = struct{}{}
-			}
-			if fl.Changed("stop-signal") {
-				cfg.StopSignal = stopSignal
-			}
-			return nil
+			return image.EditConfig(&img.Config, edits...)
 		})
 		if err != nil {
 			return err
@@ -139,6 +65,71 @@ sets a label; --port and --volume add an exposed port and a volume.`,
 		return nil
 	}
 	return c
+}
+
+// configFlags are wharf config's changes, each a flag.
+type configFlags struct {
+	entrypoint, cmd, env, labels, ports, volumes []string
+	workdir, user, stopSignal                    string
+}
+
+func addConfigFlags(c *cobra.Command) *configFlags {
+	cf := &configFlags{}
+	f := c.Flags()
+	f.StringArrayVar(&cf.entrypoint, "entrypoint", nil, "entrypoint element (repeatable; replaces the list)")
+	f.StringArrayVar(&cf.cmd, "cmd", nil, "cmd element (repeatable; replaces the list)")
+	f.StringArrayVar(&cf.env, "env", nil, "KEY=VALUE environment variable (repeatable)")
+	f.StringVar(&cf.workdir, "workdir", "", "working directory")
+	f.StringVar(&cf.user, "user", "", "user[:group] the process runs as")
+	f.StringArrayVar(&cf.labels, "label", nil, "KEY=VALUE label (repeatable)")
+	f.StringArrayVar(&cf.ports, "port", nil, "exposed port, PORT[/PROTO] (repeatable)")
+	f.StringArrayVar(&cf.volumes, "volume", nil, "volume path (repeatable)")
+	f.StringVar(&cf.stopSignal, "stop-signal", "", "signal that stops the container (SIGTERM…)")
+	return cf
+}
+
+// edits turns the flags given into config edits, in a fixed order (entrypoint, cmd, env,
+// workdir, user, labels, ports, volumes, stop signal), checked: a malformed one is a usage
+// error before any image is read.
+func (cf *configFlags) edits(cmd *cobra.Command) ([]image.ConfigEdit, error) {
+	changed := cmd.Flags().Changed
+	var edits []image.ConfigEdit
+	if changed("entrypoint") {
+		edits = append(edits, image.WithEntrypoint(nonEmpty(cf.entrypoint)...))
+	}
+	if changed("cmd") {
+		edits = append(edits, image.WithCmd(nonEmpty(cf.cmd)...))
+	}
+	if len(cf.env) > 0 {
+		edits = append(edits, image.WithEnv(cf.env...))
+	}
+	if changed("workdir") {
+		edits = append(edits, image.WithWorkingDir(cf.workdir))
+	}
+	if changed("user") {
+		edits = append(edits, image.WithUser(cf.user))
+	}
+	labels, err := parseKeyValues("--label", cf.labels)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range labels {
+		edits = append(edits, image.WithLabel(k, v))
+	}
+	for _, p := range cf.ports {
+		edits = append(edits, image.WithExposedPort(p))
+	}
+	for _, v := range cf.volumes {
+		edits = append(edits, image.WithVolume(v))
+	}
+	if changed("stop-signal") {
+		edits = append(edits, image.WithStopSignal(cf.stopSignal))
+	}
+	// An edit's checks do not depend on the config it edits: a scratch config checks them all.
+	if err := image.EditConfig(&ocispec.ImageConfig{}, edits...); err != nil {
+		return nil, asUsage(err)
+	}
+	return edits, nil
 }
 
 // nonEmpty turns a list holding one empty string (--cmd "") into an empty list.

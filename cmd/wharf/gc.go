@@ -40,9 +40,8 @@ yet).`,
 			if opts.JSON {
 				return writeJSON(cmd.OutOrStdout(), res)
 			}
-			verb := "removed"
+			verb := gcVerb(gcOpts.DryRun)
 			if gcOpts.DryRun {
-				verb = "would remove"
 				for _, b := range res.Removed {
 					opts.infof(cmd, "%s %s (%d bytes)", verb, b.Digest, b.Size)
 				}
@@ -56,4 +55,12 @@ yet).`,
 	f.DurationVar(&gcOpts.KeepNewerThan, "keep-newer-than", 0, "keep unreferenced blobs modified less than this long ago (e.g. 1h)")
 	f.DurationVar(&gcOpts.IngestMaxAge, "ingest-max-age", 24*time.Hour, "remove interrupted uploads not touched for this long (0 keeps them all)")
 	return cmd
+}
+
+// gcVerb is what a collection does to what it finds: removes it, or for a dry run would.
+func gcVerb(dryRun bool) string {
+	if dryRun {
+		return "would remove"
+	}
+	return "removed"
 }

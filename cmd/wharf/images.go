@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spf13/cobra"
 
 	"github.com/wharfoci/wharf/image"
 	"github.com/wharfoci/wharf/imageref"
@@ -81,22 +82,48 @@ func shortDigest(d fmt.Stringer) string {
 	return s
 }
 
-// openManifest opens the image named arg (a layout, an archive, or with rf a registry) and
-// selects the manifest for platform p (nil: this machine's) out of it, walking nested indexes:
-// what unpack and run start from.
-func openManifest(ctx context.Context, arg string, p *ocispec.Platform, rf *registryFlags) (*imageref.Handle, ocispec.Descriptor, error) {
-	h, d, err := openAnyImage(ctx, arg, rf)
+// manifestFlags are the flags of the commands that start from one platform's manifest of an
+// image (unpack, run): --platform and the registry flags.
+type manifestFlags struct {
+	platform func() (*ocispec.Platform, error)
+	rf       *registryFlags
+}
+
+// addManifestFlags adds them; what is the verb in --platform's help ("unpack", "run").
+func addManifestFlags(cmd *cobra.Command, what string) *manifestFlags {
+	return &manifestFlags{
+		platform: platformFlag(cmd, "the platform to "+what+" from an index (default: this machine's)"),
+		rf:       addRegistryFlags(cmd, false),
+	}
+}
+
+// open opens the image named arg (a layout, an archive or a registry image) and selects the
+// manifest for --platform (this machine's when unset) out of it, walking nested indexes. The
+// caller closes the handle.
+func (mf *manifestFlags) open(ctx context.Context, arg string) (*imageref.Handle, ocispec.Descriptor, error) {
+	p, err := mf.platform()
 	if err != nil {
 		return nil, ocispec.Descriptor{}, err
 	}
-	want := image.DefaultPlatform()
-	if p != nil {
-		want = *p
+	h, d, err := openAnyImage(ctx, arg, mf.rf)
+	if err != nil {
+		return nil, ocispec.Descriptor{}, err
 	}
-	md, err := image.SelectManifest(ctx, h.Target(), d, want)
+	md, err := image.SelectManifest(ctx, h.Target(), d, p)
 	if err != nil {
 		h.Close()
 		return nil, ocispec.Descriptor{}, err
 	}
 	return h, md, nil
+}
+
+// withImage opens the image named arg (a layout, an archive or a registry image), resolves
+// its root and calls fn with them; the handle is closed when fn returns.
+func withImage(ctx context.Context, arg string, rf *registryFlags, fn func(context.Context, *imageref.Handle, ocispec.Descriptor) error) error {
+	h, root, err := openAnyImage(ctx, arg, rf)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return fn(ctx, h, root)
 }

@@ -5,7 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
+	"io"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -77,37 +77,16 @@ validated before it is printed.`,
 		defer h.Close()
 		w := cmd.OutOrStdout()
 		if raw && !config {
-			b, err := content.ReadAll(ctx, h.Target(), root, 0)
-			if err != nil {
-				return fmt.Errorf("inspect %s: %w", h.Ref, err)
-			}
-			if _, err := image.Parse(root, b); err != nil {
-				return fmt.Errorf("inspect %s: %w", h.Ref, err)
-			}
-			_, err = w.Write(b)
-			return err
+			return printDocument(ctx, w, h, root)
 		}
 		img, err := loadImage(ctx, h.Target(), root, p)
 		if err != nil {
 			return fmt.Errorf("inspect %s: %w", h.Ref, err)
 		}
 		if config {
-			if img.config == nil {
-				return fmt.Errorf("inspect %s: manifest %s: config %s is not an image config", h.Ref, img.manifestDesc.Digest, img.manifest.Config.MediaType)
-			}
-			if raw {
-				_, err = w.Write(img.configBytes)
-				return err
-			}
-			var buf bytes.Buffer
-			if err := json.Indent(&buf, img.configBytes, "", "    "); err != nil {
-				return err
-			}
-			buf.WriteByte('\n')
-			_, err = w.Write(buf.Bytes())
-			return err
+			return printConfig(w, h, img, raw)
 		}
-		tags, err := tagsOf(ctx, h, root.Digest)
+		tags, err := h.RepoTags(ctx, root.Digest)
 		if err != nil {
 			return err
 		}
@@ -116,69 +95,47 @@ validated before it is printed.`,
 	return cmd
 }
 
-// loadedImage is one manifest, chosen for a platform, with its config.
-type loadedImage struct {
-	manifestDesc ocispec.Descriptor
-	manifest     *ocispec.Manifest
-	configBytes  []byte
-	config       *ocispec.Image // nil for an artifact
+// printDocument prints the manifest or index root as stored, once verified and validated.
+func printDocument(ctx context.Context, w io.Writer, h *imageref.Handle, root ocispec.Descriptor) error {
+	b, err := content.ReadAll(ctx, h.Target(), root, 0)
+	if err != nil {
+		return fmt.Errorf("inspect %s: %w", h.Ref, err)
+	}
+	if _, err := image.Parse(root, b); err != nil {
+		return fmt.Errorf("inspect %s: %w", h.Ref, err)
+	}
+	_, err = w.Write(b)
+	return err
 }
 
-// loadImage reads (verified and validated) the manifest root names for platform p (default:
-// this machine's) and its config.
-func loadImage(ctx context.Context, f content.Fetcher, root ocispec.Descriptor, p *ocispec.Platform) (*loadedImage, error) {
-	want := image.DefaultPlatform()
-	if p != nil {
-		want = *p
+// printConfig prints the image's config, as stored (raw) or indented.
+func printConfig(w io.Writer, h *imageref.Handle, img *image.Loaded, raw bool) error {
+	if img.Config == nil {
+		return fmt.Errorf("inspect %s: manifest %s: config %s is not an image config", h.Ref, img.Descriptor.Digest, img.Manifest.Config.MediaType)
 	}
-	md, err := image.SelectManifest(ctx, f, root, want)
-	if err != nil {
-		return nil, err
+	if raw {
+		_, err := w.Write(img.ConfigBytes)
+		return err
 	}
-	mb, err := content.ReadAll(ctx, f, md, 0)
-	if err != nil {
-		return nil, err
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, img.ConfigBytes, "", "    "); err != nil {
+		return err
 	}
-	m, err := image.ParseManifest(md, mb)
-	if err != nil {
-		return nil, err
-	}
-	img := &loadedImage{manifestDesc: md, manifest: m}
-	if !image.IsConfig(m.Config.MediaType) {
-		return img, nil
-	}
-	if img.configBytes, err = content.ReadAll(ctx, f, m.Config, 0); err != nil {
-		return nil, err
-	}
-	if img.config, err = image.ParseConfig(m.Config, img.configBytes); err != nil {
-		return nil, err
-	}
-	return img, nil
+	buf.WriteByte('\n')
+	_, err := w.Write(buf.Bytes())
+	return err
 }
 
-// tagsOf lists the tags of the layout that name dg.
-func tagsOf(ctx context.Context, h *imageref.Handle, dg digest.Digest) ([]string, error) {
-	if h.Repo != nil { // a registry: every tag of the repository, as skopeo inspect
-		tags, err := h.Repo.Tags(ctx, 0)
-		if tags == nil {
-			tags = []string{}
-		}
-		return tags, err
-	}
-	entries, err := h.Layout.List(ctx)
+// loadImage reads the manifest root names for platform p (nil: this machine's) and its config.
+func loadImage(ctx context.Context, f content.Fetcher, root ocispec.Descriptor, p *ocispec.Platform) (*image.Loaded, error) {
+	md, err := image.SelectManifest(ctx, f, root, p)
 	if err != nil {
 		return nil, err
 	}
-	tags := []string{}
-	for _, e := range entries {
-		if e.Descriptor.Digest == dg && e.Name != "" && !slices.Contains(tags, e.Name) {
-			tags = append(tags, e.Name)
-		}
-	}
-	return tags, nil
+	return image.Load(ctx, f, md)
 }
 
-func summarize(root ocispec.Descriptor, tags []string, img *loadedImage) inspectOutput {
+func summarize(root ocispec.Descriptor, tags []string, img *image.Loaded) inspectOutput {
 	out := inspectOutput{
 		Digest:     root.Digest,
 		RepoTags:   tags,
@@ -187,7 +144,7 @@ func summarize(root ocispec.Descriptor, tags []string, img *loadedImage) inspect
 		LayersData: []layerData{},
 		Env:        []string{},
 	}
-	for _, l := range img.manifest.Layers {
+	for _, l := range img.Manifest.Layers {
 		out.Layers = append(out.Layers, l.Digest)
 		ann := l.Annotations
 		if ann == nil {
@@ -195,7 +152,7 @@ func summarize(root ocispec.Descriptor, tags []string, img *loadedImage) inspect
 		}
 		out.LayersData = append(out.LayersData, layerData{MIMEType: l.MediaType, Digest: l.Digest, Size: l.Size, Annotations: ann})
 	}
-	if c := img.config; c != nil {
+	if c := img.Config; c != nil {
 		out.Created = c.Created
 		out.Architecture, out.Variant, out.Os = c.Architecture, c.Variant, c.OS
 		if c.Config.Labels != nil {

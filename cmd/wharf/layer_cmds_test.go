@@ -56,6 +56,13 @@ func TestLayerCmdUsage(t *testing.T) {
 		{"repack not a bundle", []string{"repack", dir, "oci:" + dir + ":x"}, 3, "not found"},
 		{"config bad env", []string{"config", "oci:" + dir + ":x", "--env", "NOEQUALS"}, 2, "KEY=VALUE"},
 		{"config relative volume", []string{"config", "oci:" + dir + ":x", "--volume", "data"}, 2, "absolute"},
+		{"config label without =", []string{"config", "oci:" + dir + ":x", "--label", "k"}, 2, "KEY=VALUE"},
+		// Refused before the image is opened (it does not exist): usage errors, exit 2.
+		{"run workdir at a descriptor", []string{"run", "-w", "/proc/self/fd/5", "oci:" + dir + ":x", "true"}, 2, `--workdir "/proc/self/fd/5"`},
+		{"run volume in proc", []string{"run", "-v", "/tmp:/proc/x", "oci:" + dir + ":x", "true"}, 2, `--volume "/proc/x"`},
+		{"run volume in sys", []string{"run", "-v", "/tmp:/sys/kernel/x", "oci:" + dir + ":x", "true"}, 2, "CVE-2024-21626"},
+		{"run relative workdir", []string{"run", "-w", "tmp", "oci:" + dir + ":x", "true"}, 2, "absolute"},
+		{"run workdir climbing", []string{"run", "-w", "/x/../proc", "oci:" + dir + ":x", "true"}, 2, `".."`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

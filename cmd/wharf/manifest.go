@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
@@ -39,16 +38,9 @@ config declares; two images of one platform are refused. INDEX is created when m
 	cmd.Flags().StringArrayVar(&annotations, "annotation", nil, "KEY=VALUE annotation of the index (repeatable)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
-		var ann map[string]string
-		for _, kv := range annotations {
-			k, v, ok := strings.Cut(kv, "=")
-			if !ok || k == "" {
-				return usageErrorf("--annotation %q: want KEY=VALUE", kv)
-			}
-			if ann == nil {
-				ann = map[string]string{}
-			}
-			ann[k] = v
+		ann, err := parseKeyValues("--annotation", annotations)
+		if err != nil {
+			return err
 		}
 		dstRef, err := parseImage(args[0])
 		if err != nil {

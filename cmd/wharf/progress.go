@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/term"
 
-	"github.com/wharfoci/wharf/content"
 	"github.com/wharfoci/wharf/image"
 	imagecopy "github.com/wharfoci/wharf/image/copy"
 )
@@ -55,9 +53,6 @@ type copyProgress struct {
 	mu              sync.Mutex
 	copied, skipped int
 	bytes           int64
-	below           map[digest.Digest][]ocispec.Descriptor // children of each document walked (expectGraph)
-	pruned          map[digest.Digest]bool                 // skipped documents and all below them
-	walked          chan struct{}                          // closed when expectGraph's walk ends
 }
 
 func newCopyProgress(mode progressMode, stderr io.Writer) *copyProgress {
@@ -68,10 +63,19 @@ func newCopyProgress(mode progressMode, stderr io.Writer) *copyProgress {
 	return p
 }
 
-// report is the imagecopy.Options.Progress callback.
+// report is the imagecopy.Options.Progress callback. What the copy expects to visit goes into
+// the total bar (the copy announces it as it learns of it: nothing below a document the
+// destination already has), transfers get a bar each, and every finished blob is counted and
+// shown as the mode says.
 func (p *copyProgress) report(ev imagecopy.Progress) {
 	d := ev.Descriptor
-	if ev.State == imagecopy.Transferring {
+	switch ev.State {
+	case imagecopy.Expected:
+		if p.bars != nil {
+			p.bars.expect(d.Digest, d.Size)
+		}
+		return
+	case imagecopy.Transferring:
 		if p.bars != nil {
 			p.bars.update(d.Digest, fmt.Sprintf("%-7s %-8s %s", "copying", image.KindName(d.MediaType), shortDigest(d.Digest)), ev.Done, d.Size)
 		}
@@ -103,9 +107,6 @@ func (p *copyProgress) report(ev imagecopy.Progress) {
 		p.w.Write(append(b, '\n'))
 	case progressBars:
 		p.bars.finish(d.Digest, blobLine(verb, d), d.Size, ev.State == imagecopy.Copied)
-		if ev.State == imagecopy.Skipped && (image.IsManifest(d.MediaType) || image.IsIndex(d.MediaType)) {
-			p.prune(d.Digest)
-		}
 	}
 }
 
@@ -120,86 +121,6 @@ type blobEvent struct {
 // blobLine is the line logged for a finished blob, on a terminal or not.
 func blobLine(verb string, d ocispec.Descriptor) string {
 	return fmt.Sprintf("%-7s %-8s %s  %s", verb, image.KindName(d.MediaType), shortDigest(d.Digest), humanBytes(d.Size))
-}
-
-// expectGraph tells the total bar what the copy of root will hold, so that it counts blobs not
-// started yet: in the background, it walks the documents of root's graph in src as
-// imagecopy.Copy does (the platform's manifest of an index unless all). A document the
-// destination already has is skipped by the copy with all below it, so its descendants leave
-// the total again (see prune). Errors only leave the total to grow as blobs start; the copy
-// reports its own. Without bars it does nothing.
-func (p *copyProgress) expectGraph(ctx context.Context, src content.Fetcher, root ocispec.Descriptor, platform *ocispec.Platform, all bool) {
-	if p.bars == nil {
-		return
-	}
-	p.walked = make(chan struct{})
-	go func() {
-		defer close(p.walked)
-		if image.IsIndex(root.MediaType) && !all {
-			pl := image.DefaultPlatform()
-			if platform != nil {
-				pl = *platform
-			}
-			d, err := image.SelectManifest(ctx, src, root, pl)
-			if err != nil {
-				return
-			}
-			root = d
-		}
-		p.bars.expect(root.Digest, root.Size)
-		seen := map[digest.Digest]bool{}
-		var walk func(d ocispec.Descriptor, depth int)
-		walk = func(d ocispec.Descriptor, depth int) {
-			if seen[d.Digest] || depth > image.MaxIndexDepth+1 || ctx.Err() != nil ||
-				!image.IsManifest(d.MediaType) && !image.IsIndex(d.MediaType) {
-				return
-			}
-			seen[d.Digest] = true
-			body, err := content.ReadAll(ctx, src, d, 0)
-			if err != nil {
-				return
-			}
-			kids, err := image.Children(d, body)
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			if p.pruned[d.Digest] {
-				p.mu.Unlock()
-				return
-			}
-			if p.below == nil {
-				p.below = map[digest.Digest][]ocispec.Descriptor{}
-			}
-			p.below[d.Digest] = kids
-			for _, k := range kids {
-				if !p.pruned[k.Digest] {
-					p.bars.expect(k.Digest, k.Size)
-				}
-			}
-			p.mu.Unlock()
-			for _, k := range kids {
-				walk(k, depth+1)
-			}
-		}
-		walk(root, 0)
-	}()
-}
-
-// prune takes what lies below a skipped document out of the total (what is finished or in
-// flight stays; what starts later comes back) and keeps the walk from expanding it. p.mu held.
-func (p *copyProgress) prune(d digest.Digest) {
-	if p.pruned == nil {
-		p.pruned = map[digest.Digest]bool{}
-	}
-	if p.pruned[d] {
-		return
-	}
-	p.pruned[d] = true
-	for _, k := range p.below[d] {
-		p.bars.drop(k.Digest)
-		p.prune(k.Digest)
-	}
 }
 
 // close ends the live display (bars): finished lines are printed, bars erased. Idempotent.
@@ -294,16 +215,6 @@ func (r *barRenderer) expect(key digest.Digest, size int64) {
 	defer r.mu.Unlock()
 	if _, ok := r.known[key]; !ok {
 		r.known[key] = size
-		r.dirty = true
-	}
-}
-
-// drop takes a blob expected earlier out of the total unless it is finished or in flight.
-func (r *barRenderer) drop(key digest.Digest) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ok := r.known[key]; ok && !r.finished[key] && r.byKey[key] == nil {
-		delete(r.known, key)
 		r.dirty = true
 	}
 }

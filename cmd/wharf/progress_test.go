@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -399,6 +400,8 @@ func TestBarLine(t *testing.T) {
 	}
 }
 
+// The total bar counts what the copy announces (imagecopy.Expected) before it starts; nothing
+// below a document the destination already has enters it.
 func TestCopyProgressTotal(t *testing.T) {
 	f := newFixture(t)
 	l, err := layout.Open(f.dir)
@@ -420,29 +423,51 @@ func TestCopyProgressTotal(t *testing.T) {
 		t.Cleanup(p.close)
 		return p, term
 	}
-	t.Run("this platform's image", func(t *testing.T) {
+	t.Run("expected before they start", func(t *testing.T) {
 		p, term := newProgress(t)
-		p.expectGraph(t.Context(), l, f.index, nil, false)
-		<-p.walked
-		if got := totalLine(t, p, term); !strings.HasPrefix(got, "total   0/3 blobs") {
-			t.Fatalf("manifest, config and layer: %q", got)
+		for _, d := range []ocispec.Descriptor{f.manifest, f.layer, f.manifest} {
+			p.report(imagecopy.Progress{Descriptor: d, State: imagecopy.Expected})
 		}
-	})
-	t.Run("every platform, some already there", func(t *testing.T) {
-		p, term := newProgress(t)
-		p.expectGraph(t.Context(), l, f.index, nil, true)
-		<-p.walked
-		if got := totalLine(t, p, term); !strings.HasPrefix(got, "total   0/7 blobs") {
-			t.Fatalf("index, 2 manifests, 2 configs, 2 layers: %q", got)
-		}
-		p.report(imagecopy.Progress{Descriptor: f.otherManifest, Done: f.otherManifest.Size, State: imagecopy.Skipped})
-		if got := totalLine(t, p, term); !strings.HasPrefix(got, "total   1/5 blobs") {
-			t.Fatalf("a skipped manifest takes its config and layer out: %q", got)
+		if got := totalLine(t, p, term); !strings.HasPrefix(got, "total   0/2 blobs") {
+			t.Fatalf("manifest and layer: %q", got)
 		}
 		p.report(imagecopy.Progress{Descriptor: f.layer, Done: 1, State: imagecopy.Transferring})
-		p.report(imagecopy.Progress{Descriptor: f.index, Done: f.index.Size, State: imagecopy.Skipped})
-		if got := totalLine(t, p, term); !strings.HasPrefix(got, "total   2/3 blobs") {
-			t.Fatalf("a skipped index leaves what is done or in flight: %q", got)
+		p.report(imagecopy.Progress{Descriptor: f.manifest, Done: f.manifest.Size, State: imagecopy.Skipped})
+		if got := totalLine(t, p, term); !strings.HasPrefix(got, "total   1/2 blobs") {
+			t.Fatalf("a layer in flight, a manifest skipped: %q", got)
+		}
+		if p.copied != 0 || p.skipped != 1 {
+			t.Fatalf("expected blobs counted as finished: %d copied, %d skipped", p.copied, p.skipped)
 		}
 	})
+	for _, tc := range []struct {
+		name, ref string
+		all       bool
+		preload   bool // the other platform's image is at the destination already
+		want      string
+	}{
+		{"this platform's image", "multi", false, false, "total   3/3 blobs"},            // manifest, config, layer
+		{"every platform", "multi", true, false, "total   7/7 blobs"},                    // index, 2 × (manifest, config, layer)
+		{"every platform, some already there", "multi", true, true, "total   5/5 blobs"}, // the other config and layer never expected
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, term := newProgress(t)
+			dst, err := layout.Init(filepath.Join(t.TempDir(), "dst"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dst.Close()
+			if tc.preload {
+				if _, err := imagecopy.CopyRoot(t.Context(), l, f.otherManifest, dst, "", imagecopy.Options{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := imagecopy.Copy(t.Context(), l, tc.ref, dst, "x", imagecopy.Options{AllPlatforms: tc.all, Progress: p.report}); err != nil {
+				t.Fatal(err)
+			}
+			if got := totalLine(t, p, term); !strings.HasPrefix(got, tc.want) {
+				t.Fatalf("%q, want %q", got, tc.want)
+			}
+		})
+	}
 }

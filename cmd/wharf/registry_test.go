@@ -2,11 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/wharfoci/wharf/distribution/server"
 	"github.com/wharfoci/wharf/distribution/server/servertest"
 )
 
@@ -93,4 +97,66 @@ func TestLoginLogout(t *testing.T) {
 	mustRun(t, "logout", host)
 	code, _, stderr := wharfRun(t, "logout", host)
 	assertOneLineError(t, code, stderr, 3, "not found")
+}
+
+// countingRegistry serves wharf's registry in process and records every request it answers
+// ("METHOD /path"); take returns them and starts afresh.
+func countingRegistry(t *testing.T) (host string, take func() []string) {
+	t.Helper()
+	reg, err := server.New(server.Config{Root: t.TempDir(), LogLevel: "error"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var reqs []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		reqs = append(reqs, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { srv.Close(); reg.Close() })
+	return strings.TrimPrefix(srv.URL, "http://"), func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		out := reqs
+		reqs = nil
+		return out
+	}
+}
+
+// The requests a copy makes to a registry: each is needed (the root and each blob probed,
+// then what is missing uploaded or mounted, the root pushed once, as its tag), none twice. A
+// root the copy was handed resolved is not resolved again, and a root the destination holds
+// is tagged in one PUT.
+func TestCopyRegistryRequests(t *testing.T) {
+	isolateCredentials(t)
+	f := newFixture(t) // latest: a manifest, its config and one layer
+	host, take := countingRegistry(t)
+	repo := "docker://" + host + "/req/img"
+	out := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want int
+	}{
+		// HEAD manifest, HEAD config and layer, POST and PUT each, PUT manifest as v1
+		{"push", []string{"copy", "-q", "oci:" + f.dir + ":latest", repo + ":v1"}, 8},
+		// HEAD manifest (there), PUT it as v2
+		{"push again", []string{"copy", "-q", "oci:" + f.dir + ":latest", repo + ":v2"}, 2},
+		// HEAD v1, GET manifest, GET config, GET layer
+		{"pull", []string{"copy", "-q", repo + ":v1", "oci:" + out + "/a:v1"}, 4},
+		// HEAD v1; HEAD manifest at the destination, GET it, HEAD config and layer, mount each, PUT as v1
+		{"registry to registry", []string{"copy", "-q", repo + ":v1", "docker://" + host + "/req/other:v1"}, 8},
+		// GET tags; v1: HEAD, HEAD at the destination, GET, HEAD ×2, mount ×2, PUT; v2: HEAD, HEAD (there), GET, PUT
+		{"sync", []string{"sync", "-q", repo, "docker://" + host + "/req/mirror"}, 13},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			take()
+			mustRun(t, tc.args...)
+			if got := take(); len(got) != tc.want {
+				t.Fatalf("wharf %s: %d requests, want %d:\n%s", strings.Join(tc.args, " "), len(got), tc.want, strings.Join(got, "\n"))
+			}
+		})
+	}
 }

@@ -13,7 +13,6 @@ import (
 )
 
 func newRunCmd(opts *globalOptions) *cobra.Command {
-	var o wharfrun.Options
 	cmd := &cobra.Command{
 		Use:   "run [flags] IMAGE [COMMAND [ARG...]]",
 		Short: "Run a command in a new container from an image",
@@ -22,7 +21,11 @@ func newRunCmd(opts *globalOptions) *cobra.Command {
 this terminal, as "podman run --rm" would: COMMAND replaces the image's Entrypoint and Cmd,
 signals are forwarded, and wharf exits with the container's status (128+N when signal N
 killed it). The container and its bundle are removed when it exits (--keep-bundle keeps the
-bundle). Needs root.`,
+bundle). Needs root.
+
+--workdir and --volume's destinations are absolute paths in the container, without "..", and
+neither on /proc nor on /sys (a working directory or mount there reaches the host:
+CVE-2024-21626).`,
 		Example: `  wharf run oci:./busybox:latest echo hello
   wharf run -t oci:./busybox:latest sh
   wharf run --env GREETING=hi docker://127.0.0.1:5000/demo/busybox:latest sh -c 'echo $GREETING'
@@ -31,53 +34,15 @@ bundle). Needs root.`,
 		Args: minArgs(1),
 	}
 	cmd.Flags().SetInterspersed(false) // flags after IMAGE belong to COMMAND
-	platform := platformFlag(cmd, "the platform to run from an index (default: this machine's)")
-	rf := addRegistryFlags(cmd, false)
-	cmd.Flags().StringVar(&o.ID, "name", "", "the container's id (default: wharf-<random>)")
-	cmd.Flags().StringArrayVarP(&o.Env, "env", "e", nil, "set an environment variable KEY=VALUE (repeatable)")
-	cmd.Flags().BoolVarP(&o.Tty, "tty", "t", false, "give the container a terminal (on this one)")
-	cmd.Flags().StringVar(&o.Runtime, "runtime", "", "the OCI runtime binary (default: wharf-runtime beside wharf, else on PATH)")
-	cmd.Flags().StringVar(&o.RuntimeRoot, "runtime-root", "", "the runtime's --root (default: the runtime's own)")
-	cmd.Flags().StringVar(&o.StateDir, "state-dir", wharfrun.DefaultStateDir, "where bundles are unpacked")
-	cmd.Flags().BoolVar(&o.Keep, "keep-bundle", false, "keep the bundle after the container exits")
-	var entrypoint, memory string
-	f := cmd.Flags()
-	f.StringVar(&entrypoint, "entrypoint", "", "replace the image's Entrypoint (a command, or a JSON array) and drop its Cmd")
-	f.StringVarP(&o.Workdir, "workdir", "w", "", "the process's working directory in the container")
-	f.StringVarP(&o.User, "user", "u", "", "USER[:GROUP] to run as (names from the image's /etc/passwd and /etc/group, or ids)")
-	f.StringVar(&o.Hostname, "hostname", "", "the container's hostname (default: the container id)")
-	f.StringArrayVarP(&o.Volumes, "volume", "v", nil, "bind mount SRC:DST[:ro|rw] from this host (repeatable)")
-	f.BoolVar(&o.ReadOnly, "read-only", false, "mount the container's root file system read-only")
-	f.StringVar(&o.Network, "network", "private", "private (only loopback, in a network namespace of its own) or host")
-	f.StringVarP(&memory, "memory", "m", "", "memory limit: bytes, or a number with k, m or g")
-	f.Int64Var(&o.PidsLimit, "pids-limit", 0, "at most this many processes")
-	f.Float64Var(&o.CPUs, "cpus", 0, "CPU time limit, in CPUs (0.5: half of one)")
-	f.StringArrayVar(&o.CapAdd, "cap-add", nil, "add a capability (CAP_NET_ADMIN, net_admin, ALL; repeatable)")
-	f.StringArrayVar(&o.CapDrop, "cap-drop", nil, "drop a capability (repeatable; ALL drops every one)")
+	mf := addManifestFlags(cmd, "run")
+	flags := addRunFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if f.Changed("entrypoint") {
-			ep, err := parseEntrypoint(entrypoint)
-			if err != nil {
-				return err
-			}
-			o.Entrypoint = ep
-		}
-		if memory != "" {
-			n, err := parseBytes(memory)
-			if err != nil {
-				return usageErrorf("--memory %q: %v", memory, err)
-			}
-			o.Memory = n
-		}
-		if err := o.Check(); err != nil {
-			return asUsage(err)
-		}
-		p, err := platform()
+		o, err := flags.options(cmd)
 		if err != nil {
 			return err
 		}
 		ctx := cmd.Context()
-		h, md, err := openManifest(ctx, args[0], p, rf)
+		h, md, err := mf.open(ctx, args[0])
 		if err != nil {
 			return err
 		}
@@ -95,6 +60,62 @@ bundle). Needs root.`,
 		return nil
 	}
 	return cmd
+}
+
+// runFlags are wharf run's flags: most fill run.Options directly, --entrypoint and --memory
+// are parsed into it.
+type runFlags struct {
+	o                  wharfrun.Options
+	entrypoint, memory string
+}
+
+func addRunFlags(cmd *cobra.Command) *runFlags {
+	rf := &runFlags{}
+	o, f := &rf.o, cmd.Flags()
+	f.StringVar(&o.ID, "name", "", "the container's id (default: wharf-<random>)")
+	f.StringArrayVarP(&o.Env, "env", "e", nil, "set an environment variable KEY=VALUE (repeatable)")
+	f.BoolVarP(&o.Tty, "tty", "t", false, "give the container a terminal (on this one)")
+	f.StringVar(&o.Runtime, "runtime", "", "the OCI runtime binary (default: wharf-runtime beside wharf, else on PATH)")
+	f.StringVar(&o.RuntimeRoot, "runtime-root", "", "the runtime's --root (default: the runtime's own)")
+	f.StringVar(&o.StateDir, "state-dir", wharfrun.DefaultStateDir, "where bundles are unpacked")
+	f.BoolVar(&o.Keep, "keep-bundle", false, "keep the bundle after the container exits")
+	f.StringVar(&rf.entrypoint, "entrypoint", "", "replace the image's Entrypoint (a command, or a JSON array) and drop its Cmd")
+	f.StringVarP(&o.Workdir, "workdir", "w", "", "the process's working directory in the container")
+	f.StringVarP(&o.User, "user", "u", "", "USER[:GROUP] to run as (names from the image's /etc/passwd and /etc/group, or ids)")
+	f.StringVar(&o.Hostname, "hostname", "", "the container's hostname (default: the container id)")
+	f.StringArrayVarP(&o.Volumes, "volume", "v", nil, "bind mount SRC:DST[:ro|rw] from this host (repeatable)")
+	f.BoolVar(&o.ReadOnly, "read-only", false, "mount the container's root file system read-only")
+	f.StringVar(&o.Network, "network", "private", "private (only loopback, in a network namespace of its own) or host")
+	f.StringVarP(&rf.memory, "memory", "m", "", "memory limit: bytes, or a number with k, m or g")
+	f.Int64Var(&o.PidsLimit, "pids-limit", 0, "at most this many processes")
+	f.Float64Var(&o.CPUs, "cpus", 0, "CPU time limit, in CPUs (0.5: half of one)")
+	f.StringArrayVar(&o.CapAdd, "cap-add", nil, "add a capability (CAP_NET_ADMIN, net_admin, ALL; repeatable)")
+	f.StringArrayVar(&o.CapDrop, "cap-drop", nil, "drop a capability (repeatable; ALL drops every one)")
+	return rf
+}
+
+// options returns the run options the flags make, checked (run.Options.Check): anything wrong
+// is a usage error, found before any image is read.
+func (rf *runFlags) options(cmd *cobra.Command) (wharfrun.Options, error) {
+	o := rf.o
+	if cmd.Flags().Changed("entrypoint") {
+		ep, err := parseEntrypoint(rf.entrypoint)
+		if err != nil {
+			return o, err
+		}
+		o.Entrypoint = ep
+	}
+	if rf.memory != "" {
+		n, err := parseBytes(rf.memory)
+		if err != nil {
+			return o, usageErrorf("--memory %q: %v", rf.memory, err)
+		}
+		o.Memory = n
+	}
+	if err := o.Check(); err != nil {
+		return o, asUsage(err)
+	}
+	return o, nil
 }
 
 // parseEntrypoint reads --entrypoint as podman does: a JSON array of strings, or one command.

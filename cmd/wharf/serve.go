@@ -134,12 +134,8 @@ removed when a kept manifest cannot be read.`,
 			if opts.JSON {
 				return writeJSON(cmd.OutOrStdout(), res)
 			}
-			verb := "removed"
-			if gcOpts.DryRun {
-				verb = "would remove"
-			}
 			opts.infof(cmd, "gc: %s %d blobs (%s), %d manifests and %d blob links from %d repositories; %d blobs referenced",
-				verb, res.Blobs, humanBytes(res.Bytes), res.Manifests, res.Links, res.Repositories, res.Kept)
+				gcVerb(gcOpts.DryRun), res.Blobs, humanBytes(res.Bytes), res.Manifests, res.Links, res.Repositories, res.Kept)
 			return nil
 		},
 	}

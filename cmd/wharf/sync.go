@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -19,15 +18,17 @@ type syncResult struct {
 	Bytes  int64  `json:"bytes"`
 }
 
+const syncLong = `Copy every tag of SRC — a registry repository (docker://HOST/REPO), a layout or an archive —
+to DST, a repository, layout or archive, under the same tags, as skopeo sync does: each tag is a
+"wharf copy" (verified, blobs DST holds skipped, the tag written last), in tag order, stopping
+at the first failure. SRC with a tag syncs that tag only. --dry-run lists what would be copied.`
+
 func newSyncCmd(opts *globalOptions) *cobra.Command {
 	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "sync SRC DST",
 		Short: "Copy every tag of a repository or layout to another (a mirror)",
-		Long: `Copy every tag of SRC — a registry repository (docker://HOST/REPO), a layout or an archive —
-to DST, a repository, layout or archive, under the same tags, as skopeo sync does: each tag is a
-"wharf copy" (verified, blobs DST holds skipped, the tag written last), in tag order, stopping
-at the first failure. SRC with a tag syncs that tag only. --dry-run lists what would be copied.`,
+		Long:  syncLong,
 		Example: `  wharf sync docker://registry.example/app docker://localhost:5000/mirror/app
   wharf sync --all docker://localhost:5000/app oci:./backup
   wharf sync oci:./images docker://localhost:5000/images`,
@@ -42,16 +43,9 @@ at the first failure. SRC with a tag syncs that tag only. --dry-run lists what w
 		if err != nil {
 			return err
 		}
-		srcRef, err := imageref.ParseRepository(args[0])
+		srcRef, dstRef, err := parseSyncNames(args[0], args[1])
 		if err != nil {
-			return asUsage(err)
-		}
-		dstRef, err := imageref.ParseRepository(args[1])
-		if err != nil {
-			return asUsage(err)
-		}
-		if srcRef.Digest != "" || dstRef.Ref() != "" {
-			return usageErrorf("sync names a repository or a layout: SRC may have a tag, DST neither tag nor digest")
+			return err
 		}
 		src, err := openAny(ctx, srcRef, false, rf)
 		if err != nil {
@@ -61,9 +55,6 @@ at the first failure. SRC with a tag syncs that tag only. --dry-run lists what w
 		tags, err := syncTags(ctx, src)
 		if err != nil {
 			return err
-		}
-		if len(tags) == 0 {
-			return fmt.Errorf("sync %s: no tags to copy", srcRef)
 		}
 		if dryRun {
 			for _, t := range tags {
@@ -76,25 +67,9 @@ at the first failure. SRC with a tag syncs that tag only. --dry-run lists what w
 			return err
 		}
 		defer dst.Close()
-		var results []syncResult
-		for _, tag := range tags {
-			from := withTag(srcRef, tag)
-			root, err := src.Target().Resolve(ctx, tag)
-			if err != nil {
-				return fmt.Errorf("sync %s: %w", from, err)
-			}
-			pr := newCopyProgress(pickProgressMode(opts, cmd.ErrOrStderr()), cmd.ErrOrStderr())
-			o := base
-			o.Progress = pr.report
-			mountFrom(src, dst, &o)
-			pr.expectGraph(ctx, src.Target(), root, o.Platform, o.AllPlatforms)
-			d, err := imagecopy.Copy(ctx, src.Target(), root.Digest.String(), dst.Target(), tag, o)
-			pr.close()
-			if err != nil {
-				return fmt.Errorf("sync %s to %s: %w", from, withTag(dstRef, tag), err)
-			}
-			results = append(results, syncResult{Tag: tag, Digest: d.Digest.String(), Copied: pr.copied, Bytes: pr.bytes})
-			opts.infof(cmd, "synced %s to %s: %s (%d blobs copied, %s)", from, withTag(dstRef, tag), d.Digest, pr.copied, humanBytes(pr.bytes))
+		results, err := syncAll(ctx, opts, cmd, src, dst, tags, base)
+		if err != nil {
+			return err
 		}
 		if err := dst.Save(ctx); err != nil {
 			return err
@@ -108,30 +83,54 @@ at the first failure. SRC with a tag syncs that tag only. --dry-run lists what w
 	return cmd
 }
 
-// syncTags lists the tags to sync: the one SRC names, or all of its repository or layout.
+// syncAll copies each tag of src to dst, in order, stopping at the first failure.
+func syncAll(ctx context.Context, opts *globalOptions, cmd *cobra.Command, src, dst *imageref.Handle, tags []string, o imagecopy.Options) ([]syncResult, error) {
+	var results []syncResult
+	for _, tag := range tags {
+		from, to := withTag(src.Ref, tag), withTag(dst.Ref, tag)
+		root, err := src.Target().Resolve(ctx, tag)
+		if err != nil {
+			return nil, fmt.Errorf("sync %s: %w", from, err)
+		}
+		pr := newCopyProgress(pickProgressMode(opts, cmd.ErrOrStderr()), cmd.ErrOrStderr())
+		d, err := copyImage(ctx, src.Target(), root, src, dst, tag, o, pr)
+		if err != nil {
+			return nil, fmt.Errorf("sync %s to %s: %w", from, to, err)
+		}
+		results = append(results, syncResult{Tag: tag, Digest: d.Digest.String(), Copied: pr.copied, Bytes: pr.bytes})
+		opts.infof(cmd, "synced %s to %s: %s (%d blobs copied, %s)", from, to, d.Digest, pr.copied, humanBytes(pr.bytes))
+	}
+	return results, nil
+}
+
+// parseSyncNames parses sync's SRC (a repository or layout, perhaps with a tag) and DST (a
+// repository or layout).
+func parseSyncNames(src, dst string) (srcRef, dstRef imageref.Reference, err error) {
+	if srcRef, err = imageref.ParseRepository(src); err != nil {
+		return srcRef, dstRef, asUsage(err)
+	}
+	if dstRef, err = imageref.ParseRepository(dst); err != nil {
+		return srcRef, dstRef, asUsage(err)
+	}
+	if srcRef.Digest != "" || dstRef.Ref() != "" {
+		err = usageErrorf("sync names a repository or a layout: SRC may have a tag, DST neither tag nor digest")
+	}
+	return srcRef, dstRef, err
+}
+
+// syncTags lists the tags to sync: the one SRC names, or all of its repository or layout; at
+// least one.
 func syncTags(ctx context.Context, h *imageref.Handle) ([]string, error) {
 	if h.Ref.Tag != "" {
 		return []string{h.Ref.Tag}, nil
 	}
-	if h.Repo != nil {
-		tags, err := h.Repo.Tags(ctx, 0)
-		if err != nil {
-			return nil, fmt.Errorf("list tags of %s: %w", h.Ref, err)
-		}
-		slices.Sort(tags)
-		return tags, nil
-	}
-	entries, err := h.Layout.List(ctx)
+	tags, err := h.Tags(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var tags []string
-	for _, e := range entries {
-		if e.Name != "" && !slices.Contains(tags, e.Name) {
-			tags = append(tags, e.Name)
-		}
+	if len(tags) == 0 {
+		return nil, fmt.Errorf("sync %s: no tags to copy", h.Ref)
 	}
-	slices.Sort(tags)
 	return tags, nil
 }
 

@@ -33,12 +33,10 @@ following the registry's Link headers).`,
 			return err
 		}
 		defer h.Close()
-		tags, err := h.Repo.Tags(cmd.Context(), pageSize)
+		tags := []string{}
+		err = h.Repo.TagPages(cmd.Context(), pageSize, "", func(page []string) error { tags = append(tags, page...); return nil })
 		if err != nil {
 			return fmt.Errorf("list tags of %s: %w", r.Path, err)
-		}
-		if tags == nil {
-			tags = []string{}
 		}
 		if opts.JSON {
 			return writeJSON(cmd.OutOrStdout(), struct {

@@ -68,8 +68,7 @@ and inode bombs with an error before they fill a disk.`,
   wharf unpack --uid-map 0:100000:65536 --gid-map 0:100000:65536 oci:./busybox ./rootless`,
 		Args: exactArgs(2),
 	}
-	platform := platformFlag(cmd, "the platform to unpack from an index (default: this machine's)")
-	rf := addRegistryFlags(cmd, false)
+	mf := addManifestFlags(cmd, "unpack")
 	cmd.Flags().StringArrayVar(&uidMaps, "uid-map", nil, "shift owners: CONTAINER:HOST:SIZE (repeatable)")
 	cmd.Flags().StringArrayVar(&gidMaps, "gid-map", nil, "shift groups: CONTAINER:HOST:SIZE (repeatable)")
 	cmd.Flags().Int64Var(&lim.MaxBytes, "max-layer-bytes", layer.DefaultMaxBytes, "refuse a layer that expands to more bytes (-1: no limit)")
@@ -77,10 +76,6 @@ and inode bombs with an error before they fill a disk.`,
 	cmd.Flags().Int64Var(&lim.MaxEntries, "max-entries", layer.DefaultMaxEntries, "refuse a layer with more entries (-1: no limit)")
 	cmd.Flags().IntVar(&lim.MaxNameLength, "max-name-length", layer.DefaultMaxNameLength, "refuse longer entry names and link targets (-1: no limit)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		p, err := platform()
-		if err != nil {
-			return err
-		}
 		um, err := parseIDMaps("uid-map", uidMaps)
 		if err != nil {
 			return err
@@ -90,7 +85,7 @@ and inode bombs with an error before they fill a disk.`,
 			return err
 		}
 		ctx := cmd.Context()
-		h, md, err := openManifest(ctx, args[0], p, rf)
+		h, md, err := mf.open(ctx, args[0])
 		if err != nil {
 			return err
 		}

@@ -164,7 +164,7 @@ func TestRetries(t *testing.T) {
 			}))
 			defer srv.Close()
 			repo, _ := testClient(t, Options{}).Repository(hostOf(srv), "a/b")
-			tags, err := repo.Tags(context.Background(), 0)
+			tags, err := repo.Tags(context.Background())
 			if tc.want == nil && (err != nil || len(tags) != 1) {
 				t.Fatalf("tags = %v, %v", tags, err)
 			}
@@ -201,7 +201,8 @@ func TestTagsPagination(t *testing.T) {
 	}))
 	defer srv.Close()
 	repo, _ := testClient(t, Options{}).Repository(hostOf(srv), "a/b")
-	got, err := repo.Tags(context.Background(), 2)
+	var got []string
+	err := repo.TagPages(context.Background(), 2, "", func(page []string) error { got = append(got, page...); return nil })
 	if err != nil || strings.Join(got, ",") != "a,b,c,d,e" {
 		t.Fatalf("tags = %v, %v", got, err)
 	}
@@ -265,7 +266,7 @@ func TestBearerToken(t *testing.T) {
 			c := testClient(t, Options{Credentials: func(host string) (Credential, error) { return tc.cred, nil }})
 			repo, _ := c.Repository(hostOf(ts.reg), "a/b")
 			for i := 0; i < 2; i++ {
-				tags, err := repo.Tags(context.Background(), 0)
+				tags, err := repo.Tags(context.Background())
 				if tc.want != nil {
 					if !errors.Is(err, tc.want) {
 						t.Fatalf("tags: %v, want %v", err, tc.want)
@@ -557,7 +558,7 @@ func TestRetryOnDroppedConnection(t *testing.T) {
 	}))
 	defer srv.Close()
 	repo, _ := testClient(t, Options{}).Repository(hostOf(srv), "a/b")
-	tags, err := repo.Tags(context.Background(), 0)
+	tags, err := repo.Tags(context.Background())
 	if err != nil || len(tags) != 1 || n.Load() != 3 {
 		t.Fatalf("tags = %v, %v after %d requests", tags, err, n.Load())
 	}

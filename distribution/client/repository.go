@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -465,11 +466,15 @@ func (r *Repository) location(resp *http.Response) (string, error) {
 	return u.String(), nil
 }
 
-// Tags lists the repository's tags, following Link pagination; n > 0 asks for pages of n.
-func (r *Repository) Tags(ctx context.Context, n int) ([]string, error) {
-	var all []string
-	err := r.TagPages(ctx, n, "", func(tags []string) error { all = append(all, tags...); return nil })
-	return all, err
+// Tags lists the repository's tags (content.TagLister): every page, as large as the registry
+// makes them (TagPages asks for another size), each tag once, sorted.
+func (r *Repository) Tags(ctx context.Context) ([]string, error) {
+	all := []string{}
+	if err := r.TagPages(ctx, 0, "", func(tags []string) error { all = append(all, tags...); return nil }); err != nil {
+		return nil, err
+	}
+	slices.Sort(all)
+	return slices.Compact(all), nil
 }
 
 // TagPages lists tags page by page, from the one after last ("" for the start), calling fn

@@ -164,6 +164,9 @@ func TestRuntimeConfig(t *testing.T) {
 		{"unknown user", func(c *ocispec.ImageConfig) { c.User = "nobody-here" }},
 		{"root volume", func(c *ocispec.ImageConfig) { c.Volumes = map[string]struct{}{"/..": {}} }},
 		{"proc volume", func(c *ocispec.ImageConfig) { c.Volumes = map[string]struct{}{"/proc/sys": {}} }},
+		{"sys cwd", func(c *ocispec.ImageConfig) { c.WorkingDir = "/sys/kernel" }},
+		{"sys volume", func(c *ocispec.ImageConfig) { c.Volumes = map[string]struct{}{"sys/x": {}} }},
+		{"empty volume", func(c *ocispec.ImageConfig) { c.Volumes = map[string]struct{}{"": {}} }},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {

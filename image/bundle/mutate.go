@@ -2,7 +2,6 @@ package bundle
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"time"
@@ -10,7 +9,6 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/wharfoci/wharf/content"
 	"github.com/wharfoci/wharf/errdef"
 	"github.com/wharfoci/wharf/image"
 )
@@ -43,25 +41,14 @@ func Mutate(ctx context.Context, s Store, desc ocispec.Descriptor, tag, createdB
 	if !image.IsManifest(desc.MediaType) {
 		return ocispec.Descriptor{}, fmt.Errorf("configure %s: %w: %s is not an image manifest (select one platform's manifest)", desc.Digest, errdef.ErrUnsupported, desc.MediaType)
 	}
-	mb, err := content.ReadAll(ctx, s, desc, 0)
+	l, err := image.Load(ctx, s, desc)
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
-	m, err := image.ParseManifest(desc, mb)
-	if err != nil {
-		return ocispec.Descriptor{}, err
+	if l.Config == nil {
+		return ocispec.Descriptor{}, fmt.Errorf("configure %s: %w: config %s is not an image config", desc.Digest, errdef.ErrUnsupported, l.Manifest.Config.MediaType)
 	}
-	cb, err := content.ReadAll(ctx, s, m.Config, 0)
-	if err != nil {
-		return ocispec.Descriptor{}, err
-	}
-	if _, err := image.ParseConfig(m.Config, cb); err != nil {
-		return ocispec.Descriptor{}, err
-	}
-	var img ocispec.Image
-	if err := json.Unmarshal(cb, &img); err != nil {
-		return ocispec.Descriptor{}, err
-	}
+	m, img := l.Manifest, *l.Config
 	if err := fn(&img); err != nil {
 		return ocispec.Descriptor{}, err
 	}

@@ -65,23 +65,8 @@ func Unpack(ctx context.Context, f content.Fetcher, desc ocispec.Descriptor, dir
 	if _, err := os.Lstat(dir); err == nil {
 		return nil, fmt.Errorf("unpack to %s: %w", dir, errdef.ErrAlreadyExists)
 	}
-	mb, err := content.ReadAll(ctx, f, desc, 0)
+	img, err := readRunnable(ctx, f, desc)
 	if err != nil {
-		return nil, fmt.Errorf("read manifest %s: %w", desc.Digest, err)
-	}
-	m, err := image.ParseManifest(desc, mb)
-	if err != nil {
-		return nil, err
-	}
-	cb, err := content.ReadAll(ctx, f, m.Config, 0)
-	if err != nil {
-		return nil, fmt.Errorf("read config %s: %w", m.Config.Digest, err)
-	}
-	img, err := image.ParseConfig(m.Config, cb)
-	if err != nil {
-		return nil, err
-	}
-	if err := image.ValidateImage(m, img); err != nil {
 		return nil, err
 	}
 	abs, err := filepath.Abs(dir)
@@ -98,52 +83,16 @@ func Unpack(ctx context.Context, f content.Fetcher, desc ocispec.Descriptor, dir
 			os.RemoveAll(tmp)
 		}
 	}()
-	res := &Result{Manifest: desc, Config: m.Config}
-	if err := os.Mkdir(filepath.Join(tmp, "rootfs"), 0755); err != nil {
-		return nil, err
-	}
-	os.Chmod(filepath.Join(tmp, "rootfs"), 0755)
-	root, err := rootfs.Open(filepath.Join(tmp, "rootfs"))
+	root, err := makeRootfs(tmp)
 	if err != nil {
 		return nil, err
 	}
 	defer root.Close()
-	for i, l := range m.Layers {
-		if opts.Progress != nil {
-			opts.Progress(i, len(m.Layers), l)
-		}
-		st, err := applyOne(ctx, f, root, l, img.RootFS.DiffIDs[i], opts)
-		if err != nil {
-			return nil, fmt.Errorf("unpack layer %d (%s): %w", i+1, l.Digest, err)
-		}
-		res.Layers = append(res.Layers, st)
-	}
-	spec, err := RuntimeConfig(img, root, ConfigOptions{UIDMap: opts.UIDMap, GIDMap: opts.GIDMap,
-		VolumeSource: func(i int, dest string) (string, error) {
-			d := filepath.Join(tmp, VolumesDir, strconv.Itoa(i))
-			if err := os.MkdirAll(d, 0755); err != nil {
-				return "", err
-			}
-			return filepath.Join(abs, VolumesDir, strconv.Itoa(i)), nil
-		}})
-	if err != nil {
+	res := &Result{Manifest: desc, Config: img.Manifest.Config}
+	if res.Layers, err = applyLayers(ctx, f, root, img, opts); err != nil {
 		return nil, err
 	}
-	if err := writeJSON(filepath.Join(tmp, "config.json"), spec); err != nil {
-		return nil, err
-	}
-	if err := writeJSON(filepath.Join(tmp, MetaFile), Meta{Manifest: desc, Config: m.Config, UIDMap: opts.UIDMap, GIDMap: opts.GIDMap}); err != nil {
-		return nil, err
-	}
-	sf, err := os.OpenFile(filepath.Join(tmp, SnapshotFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0600)
-	if err != nil {
-		return nil, err
-	}
-	err = layer.WriteSnapshot(root, sf)
-	if cerr := sf.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := writeBundleFiles(tmp, abs, root, img, opts); err != nil {
 		return nil, err
 	}
 	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, abs, unix.RENAME_NOREPLACE); err != nil {
@@ -154,6 +103,78 @@ func Unpack(ctx context.Context, f content.Fetcher, desc ocispec.Descriptor, dir
 	}
 	ok = true
 	return res, nil
+}
+
+// readRunnable reads the manifest desc and its config, which must form a runnable image
+// (image.ValidateImage).
+func readRunnable(ctx context.Context, f content.Fetcher, desc ocispec.Descriptor) (*image.Loaded, error) {
+	img, err := image.Load(ctx, f, desc)
+	if err != nil {
+		return nil, err
+	}
+	if err := image.ValidateImage(img.Manifest, img.Config); err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+// makeRootfs creates bundle/rootfs (0755) and opens it confined (internal/rootfs).
+func makeRootfs(bundle string) (*rootfs.Root, error) {
+	p := filepath.Join(bundle, "rootfs")
+	if err := os.Mkdir(p, 0755); err != nil {
+		return nil, err
+	}
+	os.Chmod(p, 0755)
+	return rootfs.Open(p)
+}
+
+// applyLayers applies the image's layers to root in order, each against its diff_id.
+func applyLayers(ctx context.Context, f content.Fetcher, root *rootfs.Root, img *image.Loaded, opts Options) ([]layer.Stats, error) {
+	var stats []layer.Stats
+	for i, l := range img.Manifest.Layers {
+		if opts.Progress != nil {
+			opts.Progress(i, len(img.Manifest.Layers), l)
+		}
+		st, err := applyOne(ctx, f, root, l, img.Config.RootFS.DiffIDs[i], opts)
+		if err != nil {
+			return nil, fmt.Errorf("unpack layer %d (%s): %w", i+1, l.Digest, err)
+		}
+		stats = append(stats, st)
+	}
+	return stats, nil
+}
+
+// writeBundleFiles writes config.json (the image's config converted, its volumes' host
+// directories under tmp/volumes, named as they will be under abs), wharf.json and
+// wharf.snapshot into the bundle being built in tmp.
+func writeBundleFiles(tmp, abs string, root *rootfs.Root, img *image.Loaded, opts Options) error {
+	spec, err := RuntimeConfig(img.Config, root, ConfigOptions{UIDMap: opts.UIDMap, GIDMap: opts.GIDMap,
+		VolumeSource: func(i int, dest string) (string, error) {
+			d := filepath.Join(tmp, VolumesDir, strconv.Itoa(i))
+			if err := os.MkdirAll(d, 0755); err != nil {
+				return "", err
+			}
+			return filepath.Join(abs, VolumesDir, strconv.Itoa(i)), nil
+		}})
+	if err != nil {
+		return err
+	}
+	if err := writeJSON(filepath.Join(tmp, "config.json"), spec); err != nil {
+		return err
+	}
+	meta := Meta{Manifest: img.Descriptor, Config: img.Manifest.Config, UIDMap: opts.UIDMap, GIDMap: opts.GIDMap}
+	if err := writeJSON(filepath.Join(tmp, MetaFile), meta); err != nil {
+		return err
+	}
+	sf, err := os.OpenFile(filepath.Join(tmp, SnapshotFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0600)
+	if err != nil {
+		return err
+	}
+	err = layer.WriteSnapshot(root, sf)
+	if cerr := sf.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func applyOne(ctx context.Context, f content.Fetcher, root *rootfs.Root, l ocispec.Descriptor, diffID digest.Digest, opts Options) (layer.Stats, error) {

@@ -69,9 +69,11 @@ type Options struct {
 	// OnMounted is called after a blob was mounted instead of copied.
 	OnMounted func(ctx context.Context, desc ocispec.Descriptor) error
 
-	// Progress, when set, reports the bytes of each transfer as they arrive (Done grows to
-	// Descriptor.Size) and the end of every descriptor's copy (State). It is called from
-	// several goroutines at once.
+	// Progress, when set, reports each descriptor the copy learns of (Expected: the root, the
+	// children of every document it reads, the referrers it lists), the bytes of each transfer
+	// as they arrive (Transferring; Done grows to Descriptor.Size) and the end of every
+	// descriptor's copy (Copied, Skipped, Mounted). It is called from several goroutines at
+	// once.
 	Progress func(Progress)
 }
 
@@ -87,6 +89,13 @@ const (
 	Skipped
 	// Mounted: made available at the destination by a mount.
 	Mounted
+	// Expected: the copy will visit it. Reported once per digest, before any other report of
+	// it, as soon as the copy knows of it: the root when the copy starts, a document's
+	// children once the document is read (nothing below a document the destination already
+	// has), a referrer once listed. Copied, Skipped or Mounted follows unless the copy fails,
+	// so that what is expected and not finished yet is what remains to do (the total of a
+	// progress bar), without a walk of its own.
+	Expected
 )
 
 // Progress is one progress report.
@@ -101,27 +110,46 @@ type Progress struct {
 // picked out of it (see Options.Platform). An empty dstRef names the root by its digest
 // (Tag(root, digest)), which in a layout is an untagged index.json entry.
 func Copy(ctx context.Context, src Source, srcRef string, dst content.Target, dstRef string, opts Options) (ocispec.Descriptor, error) {
-	if opts.Platform != nil && opts.AllPlatforms {
-		return ocispec.Descriptor{}, fmt.Errorf("copy %s: %w: a platform and all platforms both asked for", srcRef, errdef.ErrInvalidArgument)
+	if err := opts.check(srcRef); err != nil {
+		return ocispec.Descriptor{}, err
 	}
 	root, err := src.Resolve(ctx, srcRef)
 	if err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("copy %s: %w", srcRef, err)
 	}
+	return copyRoot(ctx, src, srcRef, root, dst, dstRef, opts)
+}
+
+// CopyRoot is Copy from a root the caller has resolved in src already (to name the copy, or
+// to show it): it does not resolve again, which for a registry source is one request less.
+func CopyRoot(ctx context.Context, src content.ReadOnlyStorage, root ocispec.Descriptor, dst content.Target, dstRef string, opts Options) (ocispec.Descriptor, error) {
+	what := root.Digest.String()
+	if err := opts.check(what); err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	return copyRoot(ctx, src, what, root, dst, dstRef, opts)
+}
+
+func (o Options) check(what string) error {
+	if o.Platform != nil && o.AllPlatforms {
+		return fmt.Errorf("copy %s: %w: a platform and all platforms both asked for", what, errdef.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// copyRoot selects the platform's manifest out of an index root (unless AllPlatforms), copies
+// its graph and names it.
+func copyRoot(ctx context.Context, src content.ReadOnlyStorage, what string, root ocispec.Descriptor, dst content.Target, dstRef string, opts Options) (ocispec.Descriptor, error) {
 	if err := content.ValidateDescriptor(root); err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("copy %s: %w", srcRef, err)
+		return ocispec.Descriptor{}, fmt.Errorf("copy %s: %w", what, err)
 	}
 	if image.IsIndex(root.MediaType) && !opts.AllPlatforms {
-		p := image.DefaultPlatform()
-		if opts.Platform != nil {
-			p = *opts.Platform
-		}
-		sel, err := image.SelectManifest(ctx, src, root, p)
+		sel, err := image.SelectManifest(ctx, src, root, opts.Platform)
 		if err != nil {
 			if opts.Platform == nil && errors.Is(err, errdef.ErrNotFound) {
 				err = fmt.Errorf("%w (copy every platform, or choose one)", err)
 			}
-			return ocispec.Descriptor{}, fmt.Errorf("copy %s: %w", srcRef, err)
+			return ocispec.Descriptor{}, fmt.Errorf("copy %s: %w", what, err)
 		}
 		root = sel
 	}
@@ -131,13 +159,13 @@ func Copy(ctx context.Context, src Source, srcRef string, dst content.Target, ds
 	}
 	tagged, err := copyGraph(ctx, src, dst, root, opts, ref)
 	if err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("copy %s: %w", srcRef, err)
+		return ocispec.Descriptor{}, fmt.Errorf("copy %s: %w", what, err)
 	}
 	if tagged {
 		return root, nil
 	}
 	if err := dst.Tag(ctx, root, ref); err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("copy %s: %w", srcRef, err)
+		return ocispec.Descriptor{}, fmt.Errorf("copy %s: %w", what, err)
 	}
 	return root, nil
 }
@@ -157,13 +185,15 @@ func copyGraph(ctx context.Context, src content.ReadOnlyStorage, dst content.Sto
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	c := &copier{src: src, dst: dst, opts: opts, sem: make(chan struct{}, opts.Concurrency), tasks: map[digest.Digest]*task{}, cancel: cancel}
+	c := &copier{src: src, dst: dst, opts: opts, sem: make(chan struct{}, opts.Concurrency), tasks: map[digest.Digest]*task{},
+		expected: map[digest.Digest]bool{}, cancel: cancel}
 	if rl, ok := src.(content.ReferrerLister); ok && opts.Referrers {
 		c.referrers = rl
 	}
 	if tp, ok := dst.(content.TagPusher); ok && rootTag != "" && !strings.Contains(rootTag, ":") {
 		c.root, c.rootTag, c.tagPusher = root.Digest, rootTag, tp
 	}
+	c.expect(root)
 	err = c.copy(ctx, root)
 	c.wg.Wait()
 	if err == nil {
@@ -191,8 +221,9 @@ type copier struct {
 	rootTagged bool
 	wg         sync.WaitGroup // referrer copies started in the background
 
-	mu    sync.Mutex
-	tasks map[digest.Digest]*task
+	mu       sync.Mutex
+	tasks    map[digest.Digest]*task
+	expected map[digest.Digest]bool // reported Expected
 }
 
 // copy copies desc once per digest: concurrent callers for the same digest wait for the first.
@@ -237,6 +268,22 @@ func (c *copier) progress(p Progress) {
 	}
 }
 
+// expect reports the descriptors not reported Expected yet.
+func (c *copier) expect(descs ...ocispec.Descriptor) {
+	if c.opts.Progress == nil {
+		return
+	}
+	for _, d := range descs {
+		c.mu.Lock()
+		seen := c.expected[d.Digest]
+		c.expected[d.Digest] = true
+		c.mu.Unlock()
+		if !seen {
+			c.progress(Progress{Descriptor: d, State: Expected})
+		}
+	}
+}
+
 func (c *copier) skipped(ctx context.Context, desc ocispec.Descriptor) error {
 	c.progress(Progress{Descriptor: desc, Done: desc.Size, State: Skipped})
 	if c.opts.OnCopySkipped != nil {
@@ -258,6 +305,9 @@ func (c *copier) copyNode(ctx context.Context, desc ocispec.Descriptor) error {
 	}
 	if exists {
 		if err := c.skipped(ctx, desc); err != nil {
+			return err
+		}
+		if err := c.tagPresentRoot(ctx, desc); err != nil {
 			return err
 		}
 		return c.copyReferrers(ctx, desc)
@@ -304,6 +354,7 @@ func (c *copier) copyDocument(ctx context.Context, desc ocispec.Descriptor) erro
 	if err != nil {
 		return err
 	}
+	c.expect(kids...)
 	if err := c.copyAll(ctx, kids); err != nil {
 		return err
 	}
@@ -312,16 +363,48 @@ func (c *copier) copyDocument(ctx context.Context, desc ocispec.Descriptor) erro
 	}
 	defer c.release()
 	c.progress(Progress{Descriptor: desc, State: Transferring})
-	if c.tagPusher != nil && desc.Digest == c.root {
-		if err := c.tagPusher.PushTag(ctx, desc, bytes.NewReader(body), c.rootTag); err != nil {
-			return fmt.Errorf("push %s %s as %s: %w", desc.MediaType, desc.Digest, c.rootTag, err)
+	if c.isTaggedRoot(desc) {
+		if err := c.pushRootTag(ctx, desc, body); err != nil {
+			return err
 		}
-		c.rootTagged = true // only this goroutine copies the root (tasks), Copy reads it after wg
 	} else if err := c.dst.Push(ctx, desc, bytes.NewReader(body)); err != nil {
 		return fmt.Errorf("push %s %s: %w", desc.MediaType, desc.Digest, err)
 	}
 	c.progress(Progress{Descriptor: desc, Done: desc.Size, State: Copied})
 	return nil
+}
+
+// isTaggedRoot reports whether desc is the root that goes to the destination as its tag.
+func (c *copier) isTaggedRoot(desc ocispec.Descriptor) bool {
+	return c.tagPusher != nil && desc.Digest == c.root
+}
+
+// pushRootTag stores the root document body as the tag (content.TagPusher). Only the
+// goroutine that copies the root (tasks) calls it; Copy reads rootTagged after wg.
+func (c *copier) pushRootTag(ctx context.Context, desc ocispec.Descriptor, body []byte) error {
+	if err := c.tagPusher.PushTag(ctx, desc, bytes.NewReader(body), c.rootTag); err != nil {
+		return fmt.Errorf("push %s %s as %s: %w", desc.MediaType, desc.Digest, c.rootTag, err)
+	}
+	c.rootTagged = true
+	return nil
+}
+
+// tagPresentRoot names a root the destination already holds with its tag, in one request
+// with the document read from the source (a registry's Tag would read it from the
+// destination first).
+func (c *copier) tagPresentRoot(ctx context.Context, desc ocispec.Descriptor) error {
+	if !c.isTaggedRoot(desc) {
+		return nil
+	}
+	if err := c.acquire(ctx); err != nil {
+		return err
+	}
+	defer c.release()
+	body, err := content.ReadAll(ctx, c.src, desc, 0)
+	if err != nil {
+		return fmt.Errorf("read %s %s: %w", desc.MediaType, desc.Digest, err)
+	}
+	return c.pushRootTag(ctx, desc, body)
 }
 
 // copyAll copies descs concurrently and returns the first error.
@@ -418,6 +501,7 @@ func (c *copier) copyReferrers(ctx context.Context, desc ocispec.Descriptor) err
 	}
 	// Started in the background: a referrer may be an index whose copy waits on desc's
 	// graph, and desc's caller must not wait on it in turn.
+	c.expect(refs...)
 	for _, r := range refs {
 		c.wg.Add(1)
 		go func() {

@@ -486,7 +486,9 @@ func (p *tagPusher) Tag(ctx context.Context, d ocispec.Descriptor, ref string) e
 }
 
 // A destination that can push and tag in one step gets the root once, as the tag; one that
-// already holds the root is only tagged; a digest reference is not a tag.
+// already holds the root gets it once too, as the tag, read from the source (Tag would read
+// it from the destination first: a request more on a registry); a digest reference is not a
+// tag.
 func TestCopyPushesRootAsTag(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
@@ -497,7 +499,7 @@ func TestCopyPushesRootAsTag(t *testing.T) {
 		tags                 int
 	}{
 		{name: "tag", ref: "v1", pushTags: 1},
-		{name: "already there", ref: "v1", preload: true, tags: 1},
+		{name: "already there", ref: "v1", preload: true, pushTags: 1},
 		{name: "by digest", ref: "", rootPushes: 1, tags: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

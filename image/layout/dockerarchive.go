@@ -72,128 +72,183 @@ func OpenDockerArchive(ctx context.Context, file string, tempDir string, name fu
 	return a, nil
 }
 
+// importDockerArchive stores the archive read from r in l: its files by digest, then a
+// manifest per image of its manifest.json, named by its RepoTags.
 func importDockerArchive(ctx context.Context, r io.Reader, l *Layout, name func(string) (string, error)) error {
-	files := map[string]ocispec.Descriptor{} // archive path → stored blob
-	links := map[string]string{}             // archive path → the path it links to
-	var manifest []byte
+	a, err := readDockerArchive(ctx, r, l)
+	if err != nil {
+		return err
+	}
+	images, err := a.images()
+	if err != nil {
+		return err
+	}
+	for i, img := range images {
+		md, err := a.storeManifest(ctx, l, i, img)
+		if err != nil {
+			return err
+		}
+		if err := tagRepoTags(ctx, l, md, i, img.RepoTags, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dockerArchive is what a docker-archive's tar holds once its files are stored.
+type dockerArchive struct {
+	files    map[string]ocispec.Descriptor // archive path → stored blob
+	links    map[string]string             // archive path → the path it links to
+	manifest []byte                        // manifest.json
+}
+
+// readDockerArchive reads the tar: every regular file is stored in l by digest (names never
+// become paths), links are remembered, manifest.json is kept (capped); anything else is
+// refused.
+func readDockerArchive(ctx context.Context, r io.Reader, l *Layout) (*dockerArchive, error) {
+	a := &dockerArchive{files: map[string]ocispec.Descriptor{}, links: map[string]string{}}
 	tr := tar.NewReader(r)
 	for n := 0; ; n++ {
 		if n > maxDockerArchiveEntries {
-			return fmt.Errorf("%w: more than %d entries", errdef.ErrTooLarge, maxDockerArchiveEntries)
+			return nil, fmt.Errorf("%w: more than %d entries", errdef.ErrTooLarge, maxDockerArchiveEntries)
 		}
 		h, err := tr.Next()
 		if err == io.EOF {
-			break
+			return a, nil
 		}
 		if err != nil {
-			return fmt.Errorf("read tar: %w", err)
+			return nil, fmt.Errorf("read tar: %w", err)
 		}
-		p := path.Clean(strings.TrimPrefix(h.Name, "./"))
-		switch h.Typeflag {
-		case tar.TypeDir:
-			continue
-		case tar.TypeSymlink, tar.TypeLink:
-			target := h.Linkname
-			if h.Typeflag == tar.TypeSymlink {
-				target = path.Join(path.Dir(p), target)
-			}
-			links[p] = path.Clean(target)
-			continue
-		case tar.TypeReg:
-		default:
-			return fmt.Errorf("%s: %w: a %c entry has no place in a docker-archive", h.Name, errdef.ErrUnsafePath, h.Typeflag)
+		if err := a.entry(ctx, l, tr, h); err != nil {
+			return nil, err
 		}
-		if p == "manifest.json" {
-			if manifest, err = io.ReadAll(io.LimitReader(tr, content.MaxDocumentSize+1)); err != nil {
-				return fmt.Errorf("read manifest.json: %w", err)
-			}
-			if len(manifest) > content.MaxDocumentSize {
-				return fmt.Errorf("manifest.json: %w: over %d bytes", errdef.ErrTooLarge, content.MaxDocumentSize)
-			}
-			continue
-		}
-		d, err := storeBlob(ctx, l, tr, h.Size)
-		if err != nil {
-			return fmt.Errorf("%s: %w", h.Name, err)
-		}
-		files[p] = d
 	}
-	if manifest == nil {
-		return fmt.Errorf("%w: no manifest.json (not a docker-archive)", errdef.ErrNotFound)
+}
+
+// entry takes one tar entry h (its content in tr).
+func (a *dockerArchive) entry(ctx context.Context, l *Layout, tr io.Reader, h *tar.Header) error {
+	p := path.Clean(strings.TrimPrefix(h.Name, "./"))
+	switch h.Typeflag {
+	case tar.TypeDir:
+		return nil
+	case tar.TypeSymlink, tar.TypeLink:
+		target := h.Linkname
+		if h.Typeflag == tar.TypeSymlink {
+			target = path.Join(path.Dir(p), target)
+		}
+		a.links[p] = path.Clean(target)
+		return nil
+	case tar.TypeReg:
+	default:
+		return fmt.Errorf("%s: %w: a %c entry has no place in a docker-archive", h.Name, errdef.ErrUnsafePath, h.Typeflag)
+	}
+	if p == "manifest.json" {
+		var err error
+		if a.manifest, err = io.ReadAll(io.LimitReader(tr, content.MaxDocumentSize+1)); err != nil {
+			return fmt.Errorf("read manifest.json: %w", err)
+		}
+		if len(a.manifest) > content.MaxDocumentSize {
+			return fmt.Errorf("manifest.json: %w: over %d bytes", errdef.ErrTooLarge, content.MaxDocumentSize)
+		}
+		return nil
+	}
+	d, err := storeBlob(ctx, l, tr, h.Size)
+	if err != nil {
+		return fmt.Errorf("%s: %w", h.Name, err)
+	}
+	a.files[p] = d
+	return nil
+}
+
+// images decodes manifest.json: at least one image.
+func (a *dockerArchive) images() ([]dockerArchiveImage, error) {
+	if a.manifest == nil {
+		return nil, fmt.Errorf("%w: no manifest.json (not a docker-archive)", errdef.ErrNotFound)
 	}
 	var images []dockerArchiveImage
-	if err := json.Unmarshal(manifest, &images); err != nil {
-		return fmt.Errorf("manifest.json: %w: %v", errdef.ErrInvalidArgument, err)
+	if err := json.Unmarshal(a.manifest, &images); err != nil {
+		return nil, fmt.Errorf("manifest.json: %w: %v", errdef.ErrInvalidArgument, err)
 	}
 	if len(images) == 0 {
-		return fmt.Errorf("manifest.json: %w: no image", errdef.ErrNotFound)
+		return nil, fmt.Errorf("manifest.json: %w: no image", errdef.ErrNotFound)
 	}
-	lookup := func(p string) (ocispec.Descriptor, error) {
-		p = path.Clean(p)
-		for hops := 0; hops < 8; hops++ {
-			if d, ok := files[p]; ok {
-				return d, nil
-			}
-			t, ok := links[p]
-			if !ok {
-				break
-			}
-			p = t
+	return images, nil
+}
+
+// lookup returns the stored file an archive path names, following links inside the archive
+// (at most 8).
+func (a *dockerArchive) lookup(p string) (ocispec.Descriptor, error) {
+	p = path.Clean(p)
+	for hops := 0; hops < 8; hops++ {
+		if d, ok := a.files[p]; ok {
+			return d, nil
 		}
-		return ocispec.Descriptor{}, fmt.Errorf("%w: %q is not a file of the archive", errdef.ErrNotFound, p)
+		t, ok := a.links[p]
+		if !ok {
+			break
+		}
+		p = t
 	}
-	for i, img := range images {
-		cfg, err := lookup(img.Config)
+	return ocispec.Descriptor{}, fmt.Errorf("%w: %q is not a file of the archive", errdef.ErrNotFound, p)
+}
+
+// storeManifest builds the Docker schema 2 manifest of the archive's image i (its config and
+// layers, compression by magic), validates it with its config as one image, and stores it.
+func (a *dockerArchive) storeManifest(ctx context.Context, l *Layout, i int, img dockerArchiveImage) (ocispec.Descriptor, error) {
+	cfg, err := a.lookup(img.Config)
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("manifest.json[%d] config: %w", i, err)
+	}
+	cfg.MediaType = image.MediaTypeDockerConfig
+	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: image.MediaTypeDockerManifest, Config: cfg}
+	for _, lp := range img.Layers {
+		d, err := a.lookup(lp)
 		if err != nil {
-			return fmt.Errorf("manifest.json[%d] config: %w", i, err)
+			return ocispec.Descriptor{}, fmt.Errorf("manifest.json[%d] layer: %w", i, err)
 		}
-		cfg.MediaType = image.MediaTypeDockerConfig
-		m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: image.MediaTypeDockerManifest, Config: cfg}
-		for _, lp := range img.Layers {
-			d, err := lookup(lp)
-			if err != nil {
-				return fmt.Errorf("manifest.json[%d] layer: %w", i, err)
-			}
-			if d.MediaType, err = sniffLayer(ctx, l, d); err != nil {
-				return fmt.Errorf("manifest.json[%d] layer %s: %w", i, lp, err)
-			}
-			m.Layers = append(m.Layers, d)
+		if d.MediaType, err = sniffLayer(ctx, l, d); err != nil {
+			return ocispec.Descriptor{}, fmt.Errorf("manifest.json[%d] layer %s: %w", i, lp, err)
 		}
-		cb, err := content.ReadAll(ctx, l, cfg, 0)
+		m.Layers = append(m.Layers, d)
+	}
+	cb, err := content.ReadAll(ctx, l, cfg, 0)
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("manifest.json[%d] config %s: %w", i, img.Config, err)
+	}
+	ic, err := image.ParseConfig(cfg, cb)
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("manifest.json[%d] config %s: %w", i, img.Config, err)
+	}
+	if err := image.ValidateImage(&m, ic); err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("manifest.json[%d]: %w", i, err)
+	}
+	b, err := json.Marshal(&m)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	md := ocispec.Descriptor{MediaType: m.MediaType, Digest: digest.FromBytes(b), Size: int64(len(b))}
+	if _, err := image.ParseManifest(md, b); err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("manifest.json[%d]: %w", i, err)
+	}
+	if err := l.Push(ctx, md, strings.NewReader(string(b))); err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	return md, nil
+}
+
+// tagRepoTags names the manifest md of the archive's image i by each of its RepoTags, as
+// name normalises them (untagged when it has none).
+func tagRepoTags(ctx context.Context, l *Layout, md ocispec.Descriptor, i int, repoTags []string, name func(string) (string, error)) error {
+	if len(repoTags) == 0 {
+		return l.Tag(ctx, md, md.Digest.String())
+	}
+	for _, rt := range repoTags {
+		tag, err := name(rt)
 		if err != nil {
-			return fmt.Errorf("manifest.json[%d] config %s: %w", i, img.Config, err)
+			return fmt.Errorf("manifest.json[%d] RepoTags %q: %w", i, rt, err)
 		}
-		ic, err := image.ParseConfig(cfg, cb)
-		if err != nil {
-			return fmt.Errorf("manifest.json[%d] config %s: %w", i, img.Config, err)
-		}
-		if err := image.ValidateImage(&m, ic); err != nil {
-			return fmt.Errorf("manifest.json[%d]: %w", i, err)
-		}
-		b, err := json.Marshal(&m)
-		if err != nil {
+		if err := l.Tag(ctx, md, tag); err != nil {
 			return err
-		}
-		md := ocispec.Descriptor{MediaType: m.MediaType, Digest: digest.FromBytes(b), Size: int64(len(b))}
-		if _, err := image.ParseManifest(md, b); err != nil {
-			return fmt.Errorf("manifest.json[%d]: %w", i, err)
-		}
-		if err := l.Push(ctx, md, strings.NewReader(string(b))); err != nil {
-			return err
-		}
-		if len(img.RepoTags) == 0 {
-			if err := l.Tag(ctx, md, md.Digest.String()); err != nil {
-				return err
-			}
-		}
-		for _, rt := range img.RepoTags {
-			tag, err := name(rt)
-			if err != nil {
-				return fmt.Errorf("manifest.json[%d] RepoTags %q: %w", i, rt, err)
-			}
-			if err := l.Tag(ctx, md, tag); err != nil {
-				return err
-			}
 		}
 	}
 	return nil

@@ -44,102 +44,26 @@ type GCResult struct {
 func (l *Layout) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 	defer l.forgetReferrers()
 	var res GCResult
-	release, err := l.excludeWriters()
-	if err != nil {
-		return res, err
-	}
-	defer release()
-	dfd, err := openDir(l.root)
-	if err != nil {
-		return res, err
-	}
-	defer unix.Close(dfd)
-	unlock, err := lock(dfd, l.root)
+	idx, unlock, err := l.lockForGC()
 	if err != nil {
 		return res, err
 	}
 	defer unlock()
-	idx, err := readIndex(dfd, l.root)
-	if err != nil {
-		return res, fmt.Errorf("gc %s: %w", l.root, err)
-	}
-
-	reach := map[digest.Digest]bool{}
-	var mark func(d ocispec.Descriptor) error
-	mark = func(d ocispec.Descriptor) error {
-		if reach[d.Digest] {
-			return nil
-		}
-		reach[d.Digest] = true
-		if !isDocument(d.MediaType) {
-			return nil
-		}
-		b, err := l.readDoc(ctx, d)
-		if errors.Is(err, errdef.ErrNotFound) {
-			return nil // a dangling reference holds nothing
-		}
-		if err != nil {
-			return err
-		}
-		kids, err := children(d, b)
-		if err != nil {
-			return err
-		}
-		for _, k := range kids {
-			if err := mark(k); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
+	m := &marker{l: l, reach: map[digest.Digest]bool{}}
 	for _, e := range idx.Manifests {
-		if err := mark(e); err != nil {
+		if err := m.mark(ctx, e); err != nil {
 			return res, fmt.Errorf("gc %s: %w", l.root, err)
 		}
 	}
-
 	var all []content.Info
 	if err := l.store.Walk(ctx, func(i content.Info) error { all = append(all, i); return nil }); err != nil {
 		return res, fmt.Errorf("gc %s: %w", l.root, err)
 	}
-
-	// Referrers: stored manifests with a subject, kept when their subject is reachable.
-	refs, err := l.scanReferrers(ctx, all, reach)
-	if err != nil {
+	if err := m.markReferrers(ctx, all); err != nil {
 		return res, fmt.Errorf("gc %s: %w", l.root, err)
 	}
-	for changed := true; changed; {
-		changed = false
-		for _, r := range refs {
-			if !reach[r.desc.Digest] && reach[r.subject] {
-				if err := mark(r.desc); err != nil {
-					return res, fmt.Errorf("gc %s: %w", l.root, err)
-				}
-				changed = true
-			}
-		}
-	}
-
-	cutoff := time.Now().Add(-opts.KeepNewerThan)
-	for _, i := range all {
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		if reach[i.Digest] {
-			res.Kept++
-			continue
-		}
-		if opts.KeepNewerThan > 0 && i.UpdatedAt.After(cutoff) {
-			res.Kept++
-			continue
-		}
-		if !opts.DryRun {
-			if err := l.store.Delete(ctx, i.Digest); err != nil && !errors.Is(err, errdef.ErrNotFound) {
-				return res, fmt.Errorf("gc %s: %w", l.root, err)
-			}
-		}
-		res.Removed = append(res.Removed, i)
-		res.RemovedBytes += i.Size
+	if err := l.sweep(ctx, all, m.reach, opts, &res); err != nil {
+		return res, err
 	}
 	if opts.IngestMaxAge > 0 {
 		n, err := l.store.RemoveStaleIngests(time.Now().Add(-opts.IngestMaxAge), opts.DryRun)
@@ -149,6 +73,114 @@ func (l *Layout) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// lockForGC takes what a collection needs held — the writers' file exclusively (no copy in
+// progress), then the layout lock — and reads index.json under it. unlock releases both.
+func (l *Layout) lockForGC() (idx *ocispec.Index, unlock func(), err error) {
+	release, err := l.excludeWriters()
+	if err != nil {
+		return nil, nil, err
+	}
+	dfd, err := openDir(l.root)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	unlockDir, err := lock(dfd, l.root)
+	if err != nil {
+		unix.Close(dfd)
+		release()
+		return nil, nil, err
+	}
+	unlock = func() {
+		unlockDir()
+		unix.Close(dfd)
+		release()
+	}
+	if idx, err = readIndex(dfd, l.root); err != nil {
+		unlock()
+		return nil, nil, fmt.Errorf("gc %s: %w", l.root, err)
+	}
+	return idx, unlock, nil
+}
+
+// marker marks what a collection keeps.
+type marker struct {
+	l     *Layout
+	reach map[digest.Digest]bool
+}
+
+// mark marks d and, for a document, everything it names (a dangling reference holds nothing).
+func (m *marker) mark(ctx context.Context, d ocispec.Descriptor) error {
+	if m.reach[d.Digest] {
+		return nil
+	}
+	m.reach[d.Digest] = true
+	if !isDocument(d.MediaType) {
+		return nil
+	}
+	b, err := m.l.readDoc(ctx, d)
+	if errors.Is(err, errdef.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	kids, err := children(d, b)
+	if err != nil {
+		return err
+	}
+	for _, k := range kids {
+		if err := m.mark(ctx, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// markReferrers marks the stored manifests with a subject (among blobs) whose subject is
+// marked, until none is left: a referrer may itself be the subject of another.
+func (m *marker) markReferrers(ctx context.Context, blobs []content.Info) error {
+	refs, err := m.l.scanReferrers(ctx, blobs, m.reach)
+	if err != nil {
+		return err
+	}
+	for changed := true; changed; {
+		changed = false
+		for _, r := range refs {
+			if !m.reach[r.desc.Digest] && m.reach[r.subject] {
+				if err := m.mark(ctx, r.desc); err != nil {
+					return err
+				}
+				changed = true
+			}
+		}
+	}
+	return nil
+}
+
+// sweep removes (or, for a dry run, counts) every blob of all not in reach and not newer than
+// opts.KeepNewerThan, recording it in res.
+func (l *Layout) sweep(ctx context.Context, all []content.Info, reach map[digest.Digest]bool, opts GCOptions, res *GCResult) error {
+	cutoff := time.Now().Add(-opts.KeepNewerThan)
+	for _, i := range all {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if reach[i.Digest] || opts.KeepNewerThan > 0 && i.UpdatedAt.After(cutoff) {
+			res.Kept++
+			continue
+		}
+		if !opts.DryRun {
+			if err := l.store.Delete(ctx, i.Digest); err != nil && !errors.Is(err, errdef.ErrNotFound) {
+				return fmt.Errorf("gc %s: %w", l.root, err)
+			}
+		}
+		res.Removed = append(res.Removed, i)
+		res.RemovedBytes += i.Size
+	}
+	return nil
 }
 
 // storedReferrer is a stored manifest or index that has a subject.

@@ -85,6 +85,23 @@ func (l *Layout) List(ctx context.Context) ([]Entry, error) {
 	return out, nil
 }
 
+// Tags returns the tags of index.json (content.TagLister): every ref name, once, sorted.
+// Untagged entries have none.
+func (l *Layout) Tags(ctx context.Context) ([]string, error) {
+	entries, err := l.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tags := []string{}
+	for _, e := range entries {
+		if e.Name != "" {
+			tags = append(tags, e.Name)
+		}
+	}
+	slices.Sort(tags)
+	return slices.Compact(tags), nil
+}
+
 // Resolve maps a tag (an `org.opencontainers.image.ref.name` in index.json) or a digest to a
 // descriptor. A digest that index.json does not list resolves when the blob is stored and is a
 // manifest or index. The blob must be present with the descriptor's size.

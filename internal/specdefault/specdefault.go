@@ -4,7 +4,11 @@
 // internal so that runtime/ and image/ can share it without importing each other.
 package specdefault
 
-import specs "github.com/opencontainers/runtime-spec/specs-go"
+import (
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
 
 // Capabilities are the Linux capability names, in capability-number order (CAP_CHOWN is 0).
 var Capabilities = []string{
@@ -16,6 +20,18 @@ var Capabilities = []string{
 	"CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
 	"CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
 	"CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+}
+
+// CapabilityName is name as runc, podman and wharf read a capability's name: in upper case,
+// with the CAP_ prefix added when it has none ("net_admin" is CAP_NET_ADMIN). Whether it is one
+// of Capabilities is the caller's question ("ALL" becomes CAP_ALL: a caller that takes ALL
+// looks for it first).
+func CapabilityName(name string) string {
+	n := strings.ToUpper(name)
+	if !strings.HasPrefix(n, "CAP_") {
+		n = "CAP_" + n
+	}
+	return n
 }
 
 // Path is the PATH a process gets when nothing else sets one.

@@ -18,3 +18,18 @@ func TestSpecIsFresh(t *testing.T) {
 		t.Fatalf("not runc's default: root %+v terminal %v", b.Root, b.Process.Terminal)
 	}
 }
+
+func TestCapabilityName(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"full", "CAP_NET_ADMIN", "CAP_NET_ADMIN"},
+		{"lower case", "net_admin", "CAP_NET_ADMIN"},
+		{"mixed, with prefix", "cap_Sys_Time", "CAP_SYS_TIME"},
+		{"all", "all", "CAP_ALL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := CapabilityName(tc.in); got != tc.want {
+				t.Fatalf("CapabilityName(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}

@@ -149,7 +149,8 @@ func TestCopyRoundTrip(t *testing.T) {
 			if err != nil || skipped != 1 {
 				t.Fatalf("second push: %d skipped (want the root), %v", skipped, err)
 			}
-			tags, err := repo.Tags(ctx, 1)
+			var tags []string
+			err = repo.TagPages(ctx, 1, "", func(page []string) error { tags = append(tags, page...); return nil })
 			if err != nil || strings.Join(tags, ",") != "v1,v2" {
 				t.Fatalf("tags (pages of 1) = %v, %v", tags, err)
 			}

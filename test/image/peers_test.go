@@ -171,7 +171,7 @@ func TestPeerDocuments(t *testing.T) {
 					}
 					from = x.Manifests[0]
 				}
-				d, err := image.SelectManifest(context.Background(), f, from, want)
+				d, err := image.SelectManifest(context.Background(), f, from, &want)
 				if err != nil {
 					t.Fatal(err)
 				}

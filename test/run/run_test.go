@@ -147,6 +147,8 @@ func TestRunErrors(t *testing.T) {
 		{"missing layout", []string{"run", "--state-dir", state, "oci:" + filepath.Join(state, "nope") + ":latest", "true"}, 3, "not found"},
 		{"missing tag", []string{"run", "--state-dir", state, img[:len(img)-len(":latest")] + ":nope", "true"}, 3, "not found"},
 		{"missing runtime", []string{"run", "--state-dir", state, "--runtime", "/nonexistent/rt", img, "true"}, 3, "find runtime"},
+		{"workdir at a descriptor", []string{"run", "--state-dir", state, "-w", "/proc/self/fd/5", img, "true"}, 2, "CVE-2024-21626"},
+		{"volume in proc", []string{"run", "--state-dir", state, "-v", "/tmp:/proc/x", img, "true"}, 2, "/proc or /sys"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := wharf(t, tc.args...)

@@ -22,10 +22,7 @@ var capNames = specdefault.Capabilities
 func KnownCapabilities() []string { return append([]string(nil), capNames...) }
 
 func capNumber(name string) (int, bool) {
-	n := strings.ToUpper(name)
-	if !strings.HasPrefix(n, "CAP_") {
-		n = "CAP_" + n
-	}
+	n := specdefault.CapabilityName(name)
 	for i, c := range capNames {
 		if c == n {
 			return i, true

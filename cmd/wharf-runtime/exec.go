@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wharfoci/wharf/errdef"
+	"github.com/wharfoci/wharf/internal/specdefault"
 	"github.com/wharfoci/wharf/runtime"
 )
 
@@ -109,10 +110,7 @@ func buildProcess(cmd *cobra.Command, f *execFlags, base *specs.Process, args []
 			p.Capabilities = &specs.LinuxCapabilities{}
 		}
 		for _, c := range f.caps {
-			c = strings.ToUpper(c)
-			if !strings.HasPrefix(c, "CAP_") {
-				c = "CAP_" + c
-			}
+			c = specdefault.CapabilityName(c)
 			pc := p.Capabilities
 			pc.Bounding = append(pc.Bounding, c)
 			pc.Effective = append(pc.Effective, c)

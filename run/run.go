@@ -5,16 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -94,7 +90,7 @@ func Run(ctx context.Context, f content.Fetcher, desc ocispec.Descriptor, opts O
 		}
 		opts.ID = "wharf-" + hex.EncodeToString(b[:])
 	}
-	rt, err := findRuntime(opts.Runtime)
+	rt, err := FindRuntime(opts.Runtime, opts.RuntimeRoot)
 	if err != nil {
 		return -1, err
 	}
@@ -121,29 +117,7 @@ func Run(ctx context.Context, f content.Fetcher, desc ocispec.Descriptor, opts O
 	if opts.Bundle != nil {
 		opts.Bundle(b)
 	}
-	return runBundle(ctx, rt, b, opts)
-}
-
-// findRuntime returns the runtime binary to use.
-func findRuntime(name string) (string, error) {
-	if name != "" {
-		p, err := exec.LookPath(name)
-		if err != nil {
-			return "", fmt.Errorf("find runtime %s: %w", name, errdef.ErrNotFound)
-		}
-		return p, nil
-	}
-	if self, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(self), "wharf-runtime")
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-			return p, nil
-		}
-	}
-	p, err := exec.LookPath("wharf-runtime")
-	if err != nil {
-		return "", fmt.Errorf("find runtime: wharf-runtime is neither beside wharf nor on PATH (--runtime names another): %w", errdef.ErrNotFound)
-	}
-	return p, nil
+	return rt.Run(ctx, opts.ID, b, Stdio{In: or(opts.Stdin, io.Reader(os.Stdin)), Out: orW(opts.Stdout, os.Stdout), Err: orW(opts.Stderr, os.Stderr)}, true)
 }
 
 // adjustConfig applies the run options to the config.json of the bundle dir.
@@ -428,54 +402,6 @@ func capList(names []string, flag string) ([]string, bool, error) {
 		out = append(out, u)
 	}
 	return out, false, nil
-}
-
-func runBundle(ctx context.Context, rt, dir string, opts Options) (int, error) {
-	var args []string
-	if opts.RuntimeRoot != "" {
-		args = append(args, "--root", opts.RuntimeRoot)
-	}
-	args = append(args, "run", "--bundle", dir, opts.ID)
-	cmd := exec.Command(rt, args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = or(opts.Stdin, io.Reader(os.Stdin)), orW(opts.Stdout, os.Stdout), orW(opts.Stderr, os.Stderr)
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
-	defer signal.Stop(sigs)
-	if err := cmd.Start(); err != nil {
-		return -1, fmt.Errorf("start runtime %s: %w", rt, err)
-	}
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case s := <-sigs:
-				_ = cmd.Process.Signal(s)
-			case <-done:
-				return
-			}
-		}
-	}()
-	err := cmd.Wait()
-	close(done)
-	// The runtime's run deletes the container when it ends; a forced delete covers a runtime
-	// that was killed half-way (its error is expected and ignored when there is nothing left).
-	del := []string{}
-	if opts.RuntimeRoot != "" {
-		del = append(del, "--root", opts.RuntimeRoot)
-	}
-	_ = exec.Command(rt, append(del, "delete", "--force", opts.ID)...).Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return 0, nil
-	case errors.As(err, &ee):
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal()), nil
-		}
-		return ee.ExitCode(), nil
-	default:
-		return -1, fmt.Errorf("run %s: %w", opts.ID, err)
-	}
 }
 
 func or(r, def io.Reader) io.Reader {

@@ -131,11 +131,11 @@ func TestAdjustConfig(t *testing.T) {
 }
 
 func TestFindRuntime(t *testing.T) {
-	if _, err := findRuntime("/nonexistent/runtime"); !errors.Is(err, errdef.ErrNotFound) {
-		t.Fatalf("findRuntime(missing) = %v, want ErrNotFound", err)
+	if _, err := FindRuntime("/nonexistent/runtime", ""); !errors.Is(err, errdef.ErrNotFound) {
+		t.Fatalf("FindRuntime(missing) = %v, want ErrNotFound", err)
 	}
-	if p, err := findRuntime("true"); err != nil || filepath.Base(p) != "true" {
-		t.Fatalf("findRuntime(true) = %q, %v", p, err)
+	if r, err := FindRuntime("true", ""); err != nil || filepath.Base(r.Path) != "true" {
+		t.Fatalf("FindRuntime(true) = %v, %v", r, err)
 	}
 }
 

@@ -10,8 +10,15 @@
 // internal/rootfs (openat2 RESOLVE_IN_ROOT) and *at system calls on directory descriptors, so a
 // hostile layer can neither write nor probe outside the root. Limits bound the uncompressed
 // size, the compression ratio, the entry count and the name length; the uncompressed stream is
-// hashed while it is applied and checked against the expected diffID.
+// hashed while it is applied and checked against the expected diffID. A sparse file (GNU
+// tar's old GNU, PAX 0.0, 0.1 and 1.0 formats) is applied with its holes as holes: its
+// apparent size is kept, only its data is written and counted against the limits, and a map
+// that does not hold (overlapping, out of order, beyond the size, over or under the data the
+// entry stores) is refused.
 //
-// Diff and Write (repack) produce a changeset from a directory and the metadata recorded when
-// it was unpacked (see Snapshot), without re-reading unchanged files.
+// Changes and WriteChanges (repack) produce a changeset from a directory and the metadata
+// recorded when it was unpacked (WriteSnapshot: one length-prefixed binary record per path, so
+// any name but one holding NUL reads back exactly), without re-reading unchanged files. A file
+// with holes is written as a PAX 1.0 sparse entry, which GNU tar, archive/tar (containerd,
+// podman), umoci and Apply read back to the same file.
 package layer

@@ -27,9 +27,9 @@ func gnuSparseHeader(name string, realSize int64) []byte {
 	h[156] = 'S'
 	copy(h[257:], "ustar  \x00")
 	// one sparse map entry: offset realSize, 0 bytes (holes before it)
-	copy(h[386:], fmt.Sprintf("%011o\x00", realSize))
+	copy(h[386:], numField(realSize))
 	copy(h[398:], "00000000000\x00")
-	copy(h[483:], fmt.Sprintf("%011o\x00", realSize)) // real size
+	copy(h[483:], numField(realSize)) // real size
 	for i := 148; i < 156; i++ {
 		h[i] = ' '
 	}
@@ -144,12 +144,32 @@ func TestHostileLayers(t *testing.T) {
 			return zst(t, mkTar(t, []ent{{name: "zeros", body: zeros(8 << 20)}})), image.MediaTypeLayerZstd
 		}, opts: Options{Limits: Limits{MaxRatio: 100, RatioFloor: 1 << 20}}, wantErr: errdef.ErrTooLarge},
 		{name: "size limit", layers: [][]ent{{{name: "big", body: zeros(3 << 20)}}}, opts: Options{Limits: Limits{MaxBytes: 1 << 20}}, wantErr: errdef.ErrTooLarge},
-		{name: "sparse bomb", blob: func(t *testing.T) ([]byte, string) {
-			var b bytes.Buffer
-			b.Write(gnuSparseHeader("sparse", 1<<40))
-			b.Write(make([]byte, 1024))
-			return b.Bytes(), image.MediaTypeLayer
+		// sparse files: holes are neither written nor counted, data is; a map that does not hold
+		// is refused (sparse_test.go builds the entries)
+		{name: "sparse holes are not a bomb", blob: func(t *testing.T) ([]byte, string) {
+			return archive(gnuSparseHeader("sparse", 16<<20)), image.MediaTypeLayer
+		}, opts: Options{Limits: Limits{MaxBytes: 1 << 20}}, want: map[string]string{"sparse": "file:" + zeros(16<<20)}},
+		{name: "sparse data bomb", blob: func(t *testing.T) ([]byte, string) {
+			return gz(t, archive(pax1Sparse("sparse", 1<<40, mapText(sparseFrag{0, 8 << 20}), make([]byte, 8<<20)))), image.MediaTypeLayerGzip
 		}, opts: Options{Limits: Limits{MaxBytes: 4 << 20}}, wantErr: errdef.ErrTooLarge},
+		{name: "sparse beyond any file size", blob: func(t *testing.T) ([]byte, string) {
+			return archive(gnuSparseHeader("sparse", 1<<62)), image.MediaTypeLayer
+		}, wantErr: errAny},
+		{name: "sparse name escaping", blob: func(t *testing.T) ([]byte, string) {
+			return archive(pax1Sparse("../../../../canary", 8192, mapText(sparseFrag{4096, 5}), []byte("pwned"))), image.MediaTypeLayer
+		}, want: map[string]string{"canary": "file:" + zeros(4096) + "pwned" + zeros(4096-5)}},
+		{name: "sparse map overlapping", blob: sparseBlob(pax1Sparse("f", 4096, mapText(sparseFrag{0, 1024}, sparseFrag{512, 1024}), make([]byte, 2048))), wantErr: errdef.ErrInvalidArgument},
+		{name: "sparse map out of order", blob: sparseBlob(pax1Sparse("f", 8192, mapText(sparseFrag{4096, 512}, sparseFrag{0, 512}), make([]byte, 1024))), wantErr: errdef.ErrInvalidArgument},
+		{name: "sparse map beyond real size", blob: sparseBlob(pax1Sparse("f", 512, mapText(sparseFrag{0, 1024}), make([]byte, 1024))), wantErr: errdef.ErrInvalidArgument},
+		{name: "sparse map huge count", blob: sparseBlob(pax1Sparse("f", 512, "99999999999999999\n0\n1\n", []byte("x"))), wantErr: errdef.ErrInvalidArgument},
+		{name: "sparse map offset overflowing", blob: sparseBlob(pax1Sparse("f", 1<<63-1, mapText(sparseFrag{1<<63 - 10, 100}), make([]byte, 100))), wantErr: errdef.ErrInvalidArgument},
+		{name: "sparse map negative", blob: sparseBlob(pax1Sparse("f", 4096, "1\n-512\n512\n", make([]byte, 512))), wantErr: errdef.ErrInvalidArgument},
+		{name: "sparse map over its data", blob: sparseBlob(pax1Sparse("f", 4096, mapText(sparseFrag{0, 2048}), make([]byte, 1024))), wantErr: errdef.ErrInvalidArgument},
+		{name: "sparse map under its data", blob: sparseBlob(pax1Sparse("f", 4096, mapText(sparseFrag{0, 512}), make([]byte, 2048))), wantErr: errdef.ErrInvalidArgument},
+		{name: "sparse old GNU overlapping", blob: sparseBlob(oldGNUSparse("f", 4096, []sparseFrag{{0, 1024}, {512, 512}}, make([]byte, 1536))), wantErr: errdef.ErrInvalidArgument},
+		{name: "sparse old GNU huge offset", blob: sparseBlob(oldGNUSparse("f", 4096, []sparseFrag{{1 << 62, 512}}, make([]byte, 512))), wantErr: errdef.ErrInvalidArgument},
+		{name: "sparse 0.1 count mismatch", blob: sparseBlob(pax0Sparse("f", 4096, "2", "0,512", make([]byte, 512))), wantErr: errdef.ErrInvalidArgument},
+		{name: "sparse 0.1 huge count", blob: sparseBlob(pax0Sparse("f", 4096, "99999999999", "0,512", make([]byte, 512))), wantErr: errdef.ErrInvalidArgument},
 		{name: "inode bomb", layers: [][]ent{func() []ent {
 			var e []ent
 			for i := 0; i < 300; i++ {
@@ -237,3 +257,8 @@ func TestHostileLayers(t *testing.T) {
 }
 
 var errAny = errors.New("any error")
+
+// sparseBlob is a hostile-case blob of one raw entry.
+func sparseBlob(entry []byte) func(t *testing.T) ([]byte, string) {
+	return func(t *testing.T) ([]byte, string) { return archive(entry), image.MediaTypeLayer }
+}

@@ -7,7 +7,8 @@ import (
 )
 
 // Default limits for one layer. They are far above any real image and low enough that a
-// decompression, sparse-file or inode bomb ends with an error before it fills a disk.
+// decompression or inode bomb ends with an error before it fills a disk. A sparse file's holes
+// are not written (see sparse.go), so they cost neither disk nor limit: its data does.
 const (
 	DefaultMaxBytes      = 32 << 30 // uncompressed bytes (tar stream, and file contents written)
 	DefaultMaxRatio      = 1000     // uncompressed / compressed
@@ -20,9 +21,11 @@ const (
 // disables that limit.
 type Limits struct {
 	// MaxBytes caps the uncompressed tar stream and, separately, the file contents written
-	// (a sparse file counts with its holes).
+	// (a sparse file counts its data, not its holes, which are left unwritten; zeros stored
+	// in a plain entry are written and count).
 	MaxBytes int64
-	// MaxRatio caps uncompressed bytes per compressed byte once RatioFloor bytes are out.
+	// MaxRatio caps uncompressed bytes (of the stream, and of the file contents written) per
+	// compressed byte once RatioFloor bytes are out.
 	MaxRatio int64
 	// RatioFloor is the uncompressed size below which the ratio is not checked.
 	RatioFloor int64

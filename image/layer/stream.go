@@ -183,6 +183,9 @@ func (p *pipe) Read(b []byte) (int, error) {
 	return n, nil
 }
 
+// offset is the number of uncompressed bytes read so far.
+func (p *pipe) offset() int64 { return p.n - int64(len(p.cur)) }
+
 // check enforces MaxBytes and MaxRatio on out uncompressed bytes.
 func (p *pipe) check(out int64) error {
 	if out > p.lim.MaxBytes {

@@ -8,10 +8,10 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/wharfoci/wharf/errdef"
+	"github.com/wharfoci/wharf/internal/mountinfo"
 )
 
 // Paths maps each hierarchy a container is in to its cgroup directory on the host: a v1
@@ -64,24 +64,17 @@ func ParseMountinfo(r io.Reader) ([]Hierarchy, error) {
 // parseMountLine reads one mountinfo line: "ID PARENT MAJ:MIN ROOT POINT OPTS [TAGS...] -
 // FSTYPE SOURCE SUPEROPTS"; ok is false for a line that is not a cgroup hierarchy.
 func parseMountLine(line string) (Hierarchy, bool) {
-	f := strings.Fields(line)
-	sep := -1
-	for i, x := range f {
-		if x == "-" {
-			sep = i
-			break
-		}
-	}
-	if sep < 5 || len(f) < sep+4 {
+	e, ok := mountinfo.ParseLine(line)
+	if !ok {
 		return Hierarchy{}, false
 	}
-	h := Hierarchy{Root: unescape(f[3]), Mount: unescape(f[4])}
-	switch f[sep+1] {
+	h := Hierarchy{Root: e.Root, Mount: e.Point}
+	switch e.FSType {
 	case "cgroup2":
 		return h, true
 	case "cgroup":
 		var ctrls []string
-		for _, o := range strings.Split(f[sep+3], ",") {
+		for _, o := range strings.Split(e.SuperOptions, ",") {
 			if strings.HasPrefix(o, "name=") || !v1Options[o] && !strings.Contains(o, "=") {
 				ctrls = append(ctrls, o)
 			}
@@ -91,25 +84,6 @@ func parseMountLine(line string) (Hierarchy, bool) {
 		return h, h.Key != ""
 	}
 	return Hierarchy{}, false
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for a space…).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // ParseProcCgroup reads a /proc/PID/cgroup (cgroups(7)): hierarchy key (as Hierarchy.Key) →

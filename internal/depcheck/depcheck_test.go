@@ -23,7 +23,7 @@ type rule struct {
 
 // The floors, bottom up. A row for a package that does not exist yet (build, engine, their
 // store and snapshotter) applies as soon as it does.
-var leafInternal = []string{"internal/rootfs", "internal/specdefault", "internal/durable", "internal/cgroups", "internal/seccomp", "internal/ctrpath"}
+var leafInternal = []string{"internal/rootfs", "internal/specdefault", "internal/durable", "internal/cgroups", "internal/seccomp", "internal/ctrpath", "internal/mountinfo"}
 
 var upper = []string{"imageref", "run", "build", "engine", "cmd", "bench"}
 
@@ -35,6 +35,7 @@ var rules = []rule{
 	{"internal/cgroups", append([]string{"content", "image", "distribution", "runtime", "internal/testutil"}, upper...), "a leaf: the runtime's cgroup code"},
 	{"internal/seccomp", append([]string{"content", "image", "distribution", "runtime", "internal/testutil"}, upper...), "a leaf: the runtime's seccomp compiler"},
 	{"internal/ctrpath", append([]string{"content", "image", "distribution", "runtime", "internal/testutil"}, upper...), "a leaf: the container-path check of run, bundle and build"},
+	{"internal/mountinfo", append([]string{"content", "image", "distribution", "runtime", "internal/testutil"}, upper...), "a leaf: the mountinfo parser of the cgroup code and the runtime"},
 	{"content", append([]string{"image", "distribution", "runtime"}, upper...), "the store knows bytes and digests, not what they mean"},
 	{"image", append([]string{"distribution", "runtime"}, upper...), "an image is the same whether it came from a layout or a registry"},
 	{"distribution", append([]string{"runtime"}, upper...), "a registry stores images; it never runs them"},
